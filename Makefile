@@ -1,0 +1,56 @@
+# slatesim: `make run` serves the app, `make test` passes the tests; both set up what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+SERVICES := scripts/services.sh
+SERVICES_ENV := .run/services.env
+PYTEST_ARGS ?=
+
+.PHONY: help install services-up services-down services-status run seed test lint bench bench-sim clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(INSTALLED): setup.cfg setup.py requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e '.[test]'
+	touch $@
+
+install: $(INSTALLED) ## Create .venv and install the package with its test extras
+
+services-up: ## Start the local Redis and Neo4j under .run/ (installs them when missing)
+	$(SERVICES) up
+
+services-down: ## Stop the local Redis and Neo4j that services-up started
+	$(SERVICES) down
+
+services-status: ## Say what runs where
+	$(SERVICES) status
+
+run: install ## Serve the app with gunicorn on 127.0.0.1:8000 (local services unless configured)
+	exec scripts/run.sh
+
+seed: install ## Load the demo slates into Neo4j (idempotent)
+	scripts/run.sh seed
+
+test: install services-up ## Run the test suite against the real local Redis and Neo4j
+	set -a && source $(SERVICES_ENV) && set +a && $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install ## Lint with ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: bench-sim ## Run every benchmark
+
+bench-sim: install ## Simulation throughput against numpy's raw normal rate
+	$(BIN)/python -m bench.bench_sim
+
+clean: ## Remove the venv, caches and logs (keeps .run/ data: use services-down first)
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache logs
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

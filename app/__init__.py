@@ -1,0 +1,77 @@
+"""slatesim: accepts slate-simulation jobs over HTTP, runs them, and never loses them."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import errors, request_context
+from app.config import Settings, redis_password
+from app.connections import create_neo4j_driver, create_redis
+from app.health.checks import ReadinessChecker
+from app.health.routes import blueprint as health_blueprint
+from app.jobs.routes import blueprint as jobs_blueprint
+from app.jobs.runner import JobRunner
+from app.jobs.service import JobService
+from app.jobs.simulation_job import simulation_job
+from app.jobs.store import JobStore
+from app.logging_setup import configure_logging
+from app.services import EXTENSION_KEY, Services, process_id
+from app.slates.cli import seed_command
+from app.slates.repository import SlateRepository
+from app.slates.routes import blueprint as slates_blueprint
+from app.version import __version__
+
+__all__ = ["__version__", "create_app"]
+
+# Largest request body accepted; a job submission is a few hundred bytes.
+MAX_CONTENT_LENGTH = 64 * 1024
+
+
+def build_services(settings: Settings) -> Services:
+    """Create the clients and services of one process; nothing connects yet."""
+    redis_client = create_redis(settings)
+    driver = create_neo4j_driver(settings)
+    store = JobStore(redis_client, ttl_seconds=settings.job_ttl_seconds)
+    slates = SlateRepository(driver, timeout_seconds=settings.dependency_timeout_seconds)
+    shutting_down = threading.Event()
+    me = process_id(os.getpid())
+    readiness = ReadinessChecker(
+        create_redis(settings, retries=0),
+        slates,
+        timeout_seconds=settings.dependency_timeout_seconds,
+        secrets=(settings.neo4j_password, redis_password(settings.redis_url)),
+    )
+    return Services(
+        settings=settings,
+        redis=redis_client,
+        neo4j=driver,
+        store=store,
+        jobs=JobService(store, shutting_down),
+        slates=slates,
+        runner=JobRunner(store, simulation_job(slates), settings, worker_id=me, instance_id=me),
+        readiness=readiness,
+        shutting_down=shutting_down,
+    )
+
+
+def create_app(config: Settings | None = None) -> Flask:
+    """Build the app: settings, logging, clients, blueprints and error handlers."""
+    settings = config if config is not None else Settings.from_env()
+    configure_logging(settings)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION_KEY] = build_services(settings)
+    request_context.init_app(app)
+    errors.register_error_handlers(app)
+    for blueprint in (health_blueprint, jobs_blueprint, slates_blueprint):
+        app.register_blueprint(blueprint)
+    app.cli.add_command(seed_command)
+    if settings.trusted_proxy_count:
+        count = settings.trusted_proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,67 @@
+"""Liveness (/health: the process alone) and readiness (/ready: Redis and Neo4j answer)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+from flask import Blueprint, Response, jsonify
+
+from app.health.checks import utc_now
+from app.services import services
+from app.version import __version__
+
+blueprint = Blueprint("health", __name__)
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.get("/health")
+def health() -> Response:
+    """200 while the process serves requests; touches no dependency, also while draining."""
+    svc = services()
+    return _no_store(
+        jsonify(
+            {
+                "status": "ok",
+                "service": "slatesim",
+                "version": __version__,
+                "pid": os.getpid(),
+                "uptime_seconds": round(time.time() - svc.started_at, 3),
+                "time": utc_now(),
+            }
+        )
+    )
+
+
+@blueprint.get("/ready")
+def ready() -> tuple[Response, int]:
+    """200 when Redis and Neo4j both answer; 503 when either does not, or while shutting down."""
+    svc = services()
+    checks = svc.readiness.check()
+    redis_check = checks["redis"]
+    if svc.shutting_down.is_set():
+        status = "shutting_down"
+    elif all(check.up for check in checks.values()):
+        status = "ready"
+    else:
+        status = "not_ready"
+    queue = redis_check.details.get("queue", {"pending": None, "running": None})
+    body = {
+        "status": status,
+        "time": utc_now(),
+        "version": {
+            "app": __version__,
+            "python": platform.python_version(),
+            **svc.readiness.versions,
+        },
+        "checks": {name: check.to_dict() for name, check in checks.items()},
+        "queue": {**queue, "running_here": svc.runner.running_job_ids()},
+        "worker": {"pid": os.getpid(), "started_at": svc.started_at_iso},
+        "warnings": svc.runner.durability_warnings,
+    }
+    return _no_store(jsonify(body)), 200 if status == "ready" else 503

@@ -1,0 +1,61 @@
+"""The per-process objects the app is built from, created once by ``create_app``."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import redis
+from flask import current_app
+from neo4j import Driver
+
+from app.config import Settings
+from app.health.checks import ReadinessChecker
+from app.jobs.runner import JobRunner
+from app.jobs.service import JobService
+from app.jobs.store import JobStore
+from app.slates.repository import SlateRepository
+
+EXTENSION_KEY = "slatesim"
+
+
+def process_id(pid: int) -> str:
+    """How a process is named in job records and logs: ``host:pid``."""
+    return f"{socket.gethostname()}:{pid}"
+
+
+@dataclass
+class Services:
+    """Clients and services shared by every request and job thread of one process."""
+
+    settings: Settings
+    redis: redis.Redis
+    neo4j: Driver
+    store: JobStore
+    jobs: JobService
+    slates: SlateRepository
+    runner: JobRunner
+    readiness: ReadinessChecker
+    started_at: float = field(default_factory=time.time)
+    shutting_down: threading.Event = field(default_factory=threading.Event)
+    shutdown_began_at: float | None = None  # time.monotonic() of the shutdown signal
+
+    @property
+    def started_at_iso(self) -> str:
+        """When this process built its app, ISO 8601 UTC."""
+        moment = datetime.fromtimestamp(self.started_at, tz=timezone.utc)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def close(self) -> None:
+        """Release pooled connections and check threads; called when the process ends."""
+        self.readiness.close()
+        self.redis.close()
+        self.neo4j.close()
+
+
+def services() -> Services:
+    """The services of the current app."""
+    return current_app.extensions[EXTENSION_KEY]

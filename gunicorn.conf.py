@@ -1,0 +1,60 @@
+"""gunicorn settings for slatesim: plain settings plus short hooks that call into ``app``.
+
+``gunicorn -c gunicorn.conf.py`` with no other argument serves the app. Which process runs each
+hook, and when, is written down in docs/operations.md.
+"""
+
+import logging
+import os
+
+from app import lifecycle
+from app.config import Settings
+from app.logging_setup import build_logging_config
+from app.services import process_id
+
+_settings = Settings.from_env()
+
+wsgi_app = "app.wsgi:app"
+bind = [_settings.bind]
+workers = _settings.web_concurrency
+# gthread finishes in-flight and keep-alive requests on shutdown, and a slow dependency check
+# holds one thread, not the whole worker.
+worker_class = "gthread"
+threads = 8
+# Seconds a worker may go without a heartbeat to the master before it is killed and replaced.
+timeout = 30
+keepalive = 5
+# The master SIGKILLs workers this long after the signal; it bounds request drain plus job
+# drain together, so it exceeds SHUTDOWN_TIMEOUT_SECONDS by a margin for hand-back and exit.
+graceful_timeout = _settings.shutdown_timeout_seconds + 10
+# Not preloaded: each worker builds its own app, so no socket or thread crosses a fork.
+preload_app = False
+
+logconfig_dict = build_logging_config(_settings)
+accesslog = "-"
+
+_log = logging.getLogger("gunicorn.error")
+
+
+def post_worker_init(worker):
+    """In the worker, after the app is loaded: start job threads, chain signal handlers."""
+    lifecycle.start_worker(worker.wsgi, instance_id=process_id(worker.ppid))
+
+
+def worker_exit(server, worker):
+    """In the worker when it leaves its loop: drain jobs. Also called in the master for a
+    worker that is already gone, which has nothing left to drain here."""
+    if worker.pid != os.getpid() or not hasattr(worker, "wsgi"):
+        _log.info("worker %s already gone; its jobs return through lease recovery", worker.pid)
+        return
+    lifecycle.drain_worker(worker.wsgi, heartbeat=worker.notify)
+
+
+def on_exit(server):
+    """In the master, last: hand back any job still running under it and log a summary."""
+    handed_back = lifecycle.hand_back_instance_jobs(_settings, instance_id=process_id(server.pid))
+    _log.info(
+        "master exiting",
+        extra={"handed_back_jobs": handed_back, "shutdown_timeout_seconds":
+               _settings.shutdown_timeout_seconds},
+    )

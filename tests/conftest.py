@@ -1,0 +1,85 @@
+"""Shared fixtures: settings that point at the real local Redis and Neo4j, the app, a client.
+
+`make test` starts the services and exports REDIS_URL / NEO4J_* from .run/services.env. Tests use
+Redis database 1 so they never touch the data of `make run` (database 0).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.config import Settings
+from app.jobs.store import JobStore
+
+TEST_REDIS_DB = 1
+
+
+def _required_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run the tests with `make test`, which starts the services")
+    return value
+
+
+def redis_url_for_db(url: str, db: int) -> str:
+    """The same Redis server as ``url``, another database."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def service_env() -> dict[str, str]:
+    """Environment variables that reach the real local services (test Redis database)."""
+    return {
+        "REDIS_URL": redis_url_for_db(_required_env("REDIS_URL"), TEST_REDIS_DB),
+        "NEO4J_URI": _required_env("NEO4J_URI"),
+        "NEO4J_USER": os.environ.get("NEO4J_USER", "neo4j"),
+        "NEO4J_PASSWORD": _required_env("NEO4J_PASSWORD"),
+    }
+
+
+@pytest.fixture
+def settings(service_env: dict[str, str], tmp_path) -> Settings:
+    """Settings for an in-process app: real services, job threads off, logs under tmp_path."""
+    return Settings.from_env(
+        {**service_env, "JOB_CONCURRENCY": "0", "LOG_FILE": str(tmp_path / "app.log")}
+    )
+
+
+@pytest.fixture
+def redis_client(service_env: dict[str, str]) -> Iterator[redis.Redis]:
+    """A client on the test database, emptied before and after the test."""
+    client = redis.Redis.from_url(service_env["REDIS_URL"], decode_responses=True)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis) -> JobStore:
+    """A job store on the emptied test database of the real Redis."""
+    return JobStore(redis_client, ttl_seconds=3600)
+
+
+@pytest.fixture
+def app(settings: Settings, redis_client: redis.Redis) -> Iterator[Flask]:
+    """The app built by the factory with test settings."""
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["slatesim"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the app."""
+    return app.test_client()

@@ -1,0 +1,106 @@
+"""Configuration: defaults, validation at start-up, and redaction of secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.config import VARIABLES, ConfigError, Settings, redact_url
+
+BASE = {"NEO4J_PASSWORD": "s3cret-neo"}
+
+
+def test_defaults_match_the_documented_table():
+    settings = Settings.from_env(BASE)
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.neo4j_uri == "bolt://127.0.0.1:7687"
+    assert settings.neo4j_user == "neo4j"
+    assert settings.job_ttl_seconds == 604800
+    assert settings.job_concurrency == 1
+    assert settings.job_max_scenarios == 1_000_000
+    assert settings.shutdown_timeout_seconds == 90
+    assert settings.dependency_timeout_seconds == 3
+    assert (settings.log_level, settings.log_file) == ("INFO", "logs/app.log")
+    assert (settings.log_max_bytes, settings.log_backup_count) == (10485760, 5)
+    assert (settings.bind, settings.web_concurrency) == ("127.0.0.1:8000", 2)
+
+
+def test_values_are_read_from_the_environment():
+    settings = Settings.from_env(
+        {**BASE, "JOB_CONCURRENCY": "0", "LOG_LEVEL": "debug", "LOG_FILE": "", "BIND": "0.0.0.0:9000"}
+    )
+    assert settings.job_concurrency == 0
+    assert settings.log_level == "DEBUG"
+    assert settings.log_file == ""
+    assert settings.bind == "0.0.0.0:9000"
+
+
+def test_missing_neo4j_password_names_the_variable():
+    with pytest.raises(ConfigError, match="NEO4J_PASSWORD is required"):
+        Settings.from_env({})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("REDIS_URL", "http://localhost:6379", "REDIS_URL.*schemes redis, rediss, unix"),
+        ("REDIS_URL", "not a url", "REDIS_URL"),
+        ("NEO4J_URI", "http://localhost:7474", "NEO4J_URI.*bolt"),
+        ("JOB_TTL_SECONDS", "0", "JOB_TTL_SECONDS.*integer >= 1"),
+        ("JOB_TTL_SECONDS", "seven days", "JOB_TTL_SECONDS.*not valid"),
+        ("JOB_CONCURRENCY", "-1", "JOB_CONCURRENCY.*from 0 to 64"),
+        ("JOB_MAX_SCENARIOS", "0", "JOB_MAX_SCENARIOS"),
+        ("SHUTDOWN_TIMEOUT_SECONDS", "abc", "SHUTDOWN_TIMEOUT_SECONDS.*seconds"),
+        ("DEPENDENCY_TIMEOUT_SECONDS", "0", "DEPENDENCY_TIMEOUT_SECONDS.*from 0.1 to 60"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL.*DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("LOG_MAX_BYTES", "10", "LOG_MAX_BYTES.*>= 1024"),
+        ("LOG_BACKUP_COUNT", "x", "LOG_BACKUP_COUNT"),
+        ("BIND", "8000", "BIND.*HOST:PORT"),
+        ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY.*from 1 to 64"),
+        ("NEO4J_USER", "  ", "NEO4J_USER is empty"),
+    ],
+)
+def test_bad_value_fails_with_a_message_naming_the_variable(variable, value, expected):
+    with pytest.raises(ConfigError, match=expected):
+        Settings.from_env({**BASE, variable: value})
+
+
+def test_heartbeat_must_be_shorter_than_the_lease():
+    with pytest.raises(ConfigError, match="JOB_HEARTBEAT_SECONDS"):
+        Settings.from_env({**BASE, "JOB_LEASE_SECONDS": "5", "JOB_HEARTBEAT_SECONDS": "5"})
+
+
+def test_every_documented_variable_is_read():
+    for variable in ("REDIS_URL", "NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "JOB_TTL_SECONDS",
+                     "JOB_CONCURRENCY", "JOB_MAX_SCENARIOS", "SHUTDOWN_TIMEOUT_SECONDS",
+                     "DEPENDENCY_TIMEOUT_SECONDS", "LOG_LEVEL", "LOG_FILE", "LOG_MAX_BYTES",
+                     "LOG_BACKUP_COUNT", "BIND", "WEB_CONCURRENCY"):
+        assert variable in VARIABLES
+
+
+def test_repr_and_redacted_never_show_passwords():
+    settings = Settings.from_env(
+        {"NEO4J_PASSWORD": "neo-pw-123", "REDIS_URL": "redis://app:redis-pw-456@cache:6379/0"}
+    )
+    for text in (repr(settings), str(settings), str(settings.redacted())):
+        assert "neo-pw-123" not in text
+        assert "redis-pw-456" not in text
+    assert settings.redacted()["redis_url"] == "redis://app:***@cache:6379/0"
+
+
+def test_an_invalid_url_error_does_not_echo_its_password():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**BASE, "REDIS_URL": "http://u:leaky-pw@host:1/0"})
+    assert "leaky-pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://:pw@host:6379/0", "redis://:***@host:6379/0"),
+        ("rediss://user:pw@host/2?ssl=1", "rediss://user:***@host/2?ssl=1"),
+        ("bolt://neo4j:pw@host:7687", "bolt://neo4j:***@host:7687"),
+    ],
+)
+def test_redact_url(url, expected):
+    assert redact_url(url) == expected
