@@ -1,0 +1,1 @@
+"""Durable simulation jobs: HTTP intake, the Redis store, and the threads that run them."""

@@ -1,0 +1,75 @@
+"""Job IDs: ULIDs that carry a checksum, so an ID we never issued is told apart without storage.
+
+A job ID is a standard ULID (48-bit millisecond timestamp, 80 bits of randomness) whose last
+32 bits are a BLAKE2b tag of the first 96. An expired job leaves nothing in Redis, so on a miss:
+- the tag does not match: the ID was never issued by this service -> 404;
+- the tag matches and the timestamp is older than the retention period: the job existed and
+  expired, since every job is kept at least JOB_TTL_SECONDS after its creation -> 410;
+- the tag matches and the ID is recent: it is unknown to this store -> 404.
+The tag is a checksum, not a signature: it catches mistyped and made-up IDs, not forgeries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+
+from ulid import ULID
+
+_TAG_BYTES = 4
+_RANDOM_BYTES = 6
+_TAG_PERSON = b"slatesim-job-id"
+
+
+class InvalidJobIdError(ValueError):
+    """The text is not a ULID."""
+
+
+def _tag(prefix: bytes) -> bytes:
+    return hashlib.blake2b(prefix, digest_size=_TAG_BYTES, person=_TAG_PERSON).digest()
+
+
+class _MonotonicClock:
+    """Random part for each ID; within one millisecond it counts up, so IDs sort in mint order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = (0, 0)
+
+    def next(self, millis: int) -> tuple[int, int]:
+        with self._lock:
+            last_millis, last_random = self._last
+            if millis <= last_millis:
+                millis, random = last_millis, last_random + 1
+            else:
+                random = int.from_bytes(os.urandom(_RANDOM_BYTES), "big") >> 1
+            self._last = (millis, random)
+            return self._last
+
+
+_clock = _MonotonicClock()
+
+
+def new_job_id(now_ms: int | None = None) -> str:
+    """Mint a job ID for the current time (or ``now_ms``); IDs of one process sort in mint order."""
+    millis, random = _clock.next(int(time.time() * 1000) if now_ms is None else now_ms)
+    prefix = millis.to_bytes(6, "big") + random.to_bytes(_RANDOM_BYTES, "big")
+    return str(ULID.from_bytes(prefix + _tag(prefix)))
+
+
+def parse_job_id(text: str) -> ULID:
+    """Parse a job ID, raising InvalidJobIdError when it is not a ULID."""
+    if len(text) != 26:
+        raise InvalidJobIdError(text)
+    try:
+        return ULID.from_str(text.upper())
+    except ValueError:
+        raise InvalidJobIdError(text) from None
+
+
+def was_issued_here(job_id: ULID) -> bool:
+    """Whether the ID carries our checksum, i.e. this service could have minted it."""
+    raw = bytes(job_id)
+    return _tag(raw[:12]) == raw[12:]

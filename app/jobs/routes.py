@@ -1,0 +1,55 @@
+"""HTTP routes for jobs: parse and validate, call the job service, serialize."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from app.context import current_ids
+from app.jobs.validation import (
+    encode_cursor,
+    parse_idempotency_key,
+    parse_json_object,
+    parse_list_query,
+    parse_submission,
+    parse_user_id,
+)
+from app.services import services
+
+blueprint = Blueprint("jobs", __name__)
+
+
+@blueprint.post("/jobs")
+def submit_job() -> tuple[Response, int, dict[str, str]]:
+    """Accept a simulation job: 202 when created, 200 when an idempotent retry finds it."""
+    svc = services()
+    idempotency_key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
+    user_id = parse_user_id(request.headers.get("X-User-ID"))
+    body = parse_json_object(request.content_type, request.get_data(cache=False))
+    submission = parse_submission(body, max_scenarios=svc.settings.job_max_scenarios)
+    job, created = svc.jobs.submit(
+        submission,
+        idempotency_key=idempotency_key,
+        request_id=current_ids()["request_id"],
+        user_id=user_id,
+    )
+    location = url_for("jobs.get_job", job_id=job.id)
+    return jsonify(job.to_dict()), 202 if created else 200, {"Location": location}
+
+
+@blueprint.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    """One job record, with its result once complete."""
+    return jsonify(services().jobs.get(job_id).to_dict())
+
+
+@blueprint.get("/jobs")
+def list_jobs() -> Response:
+    """Jobs newest first, optionally of one state, paginated by an opaque cursor."""
+    state, limit, after = parse_list_query(request.args.to_dict())
+    jobs, last_id = services().jobs.list(state, limit=limit, after=after)
+    return jsonify(
+        {
+            "jobs": [job.to_dict(include_result=False) for job in jobs],
+            "next_cursor": encode_cursor(last_id) if last_id else None,
+        }
+    )

@@ -1,0 +1,91 @@
+"""Job use cases behind the HTTP routes: submit, fetch and list, mapped to client errors."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from app.errors import IdempotencyConflict, JobExpired, JobNotFound, ShuttingDown, StoreUnavailable
+from app.jobs.ids import new_job_id, was_issued_here
+from app.jobs.store import Job, JobState, JobStore
+from app.jobs.validation import MAX_SEED, fingerprint, parse_job_id_text
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    try:
+        yield
+    except redis.RedisError as error:
+        logger.warning("job store unavailable: %s", type(error).__name__)
+        raise StoreUnavailable("the job store is unavailable; retry later") from None
+
+
+@dataclass
+class JobService:
+    """Submits, fetches and lists jobs; refuses submissions once shutdown has begun."""
+
+    store: JobStore
+    shutting_down: threading.Event
+
+    def submit(
+        self,
+        submission: dict[str, Any],
+        *,
+        idempotency_key: str | None,
+        request_id: str | None,
+        user_id: str | None,
+    ) -> tuple[Job, bool]:
+        """Accept a validated submission; return the job and whether it was created now."""
+        if self.shutting_down.is_set():
+            raise ShuttingDown("this instance is shutting down; retry on another")
+        params = {"seed": random.SystemRandom().randint(0, MAX_SEED), **submission}
+        idempotency = (idempotency_key, fingerprint(submission)) if idempotency_key else None
+        with _store_errors():
+            outcome = self.store.submit(
+                new_job_id(), params, request_id=request_id, user_id=user_id,
+                idempotency=idempotency,
+            )
+        if outcome.status == "conflict":
+            raise IdempotencyConflict(
+                f"Idempotency-Key was already used for job {outcome.job.id} with another body",
+                field="Idempotency-Key",
+            )
+        job = outcome.job
+        if outcome.status == "created":
+            logger.info("job submitted", extra={"job_id": job.id, "slate_id": params["slate_id"],
+                                                "scenario_count": params["scenario_count"]})
+        return job, outcome.status == "created"
+
+    def get(self, job_id_text: str) -> Job:
+        """The job with this ID, or the error saying why there is none."""
+        job_id = parse_job_id_text(job_id_text)
+        with _store_errors():
+            job = self.store.get(str(job_id))
+        if job is not None:
+            return job
+        retention_ms = self.store.ttl_seconds * 1000
+        if was_issued_here(job_id) and job_id.milliseconds <= time.time() * 1000 - retention_ms:
+            raise JobExpired(str(job_id))
+        raise JobNotFound(f"no job {job_id}")
+
+    def list(
+        self, state: JobState | None, *, limit: int, after: str | None
+    ) -> tuple[list[Job], str | None]:
+        """A page of jobs, newest first, and the ID the next page starts after."""
+        with _store_errors():
+            return self.store.list_jobs(state, limit=limit, after=after)
+
+    def queue_depth(self) -> dict[str, int]:
+        """Cluster-wide pending and running counts."""
+        with _store_errors():
+            return self.store.queue_depth()

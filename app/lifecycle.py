@@ -1,0 +1,115 @@
+"""Worker lifecycle: start job threads after the fork, stop intake at the signal, drain at exit.
+
+gunicorn.conf.py's hooks are one-line calls into this module, so the draining logic is tested
+without gunicorn too. The timeline of a shutdown (see docs/operations.md):
+1. SIGTERM/SIGINT/SIGQUIT reaches the worker: ``begin_shutdown`` (chained in front of gunicorn's
+   own handler, which only sets a flag) refuses new jobs and stops the job threads' claiming
+   at once, and records the moment: the drain deadline counts from it.
+2. gunicorn finishes in-flight requests, leaves its loop and calls ``worker_exit``:
+   ``drain_worker`` waits for running jobs until the deadline, hands back the stragglers, and
+   keeps the worker's heartbeat to the master alive meanwhile.
+3. The master's ``on_exit`` hands back, through Redis, any job still running under it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import redis
+from flask import Flask
+
+from app.config import Settings
+from app.connections import create_redis
+from app.jobs.store import JobStore
+from app.services import EXTENSION_KEY, Services
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+# A draining worker tells the master it is alive this often (seconds), well under gunicorn's
+# heartbeat timeout, so a worker recycled by max_requests or SIGHUP is not killed mid-drain.
+DRAIN_HEARTBEAT_SECONDS = 1.0
+
+
+def _services(app: Flask) -> Services:
+    return app.extensions[EXTENSION_KEY]
+
+
+def start_worker(app: Flask, *, instance_id: str) -> None:
+    """Start the job threads of this worker and chain the shutdown signal handlers."""
+    _services(app).runner.start(instance_id)
+    for signum in SHUTDOWN_SIGNALS:
+        _chain_signal(app, signum)
+
+
+def _chain_signal(app: Flask, signum: int) -> None:
+    previous = signal.getsignal(signum)
+
+    def handler(received: int, frame: FrameType | None) -> None:
+        begin_shutdown(app, reason=signal.Signals(received).name)
+        if callable(previous):
+            previous(received, frame)
+
+    signal.signal(signum, handler)
+
+
+def begin_shutdown(app: Flask, *, reason: str) -> None:
+    """Refuse new jobs and stop claiming at once; remember when, for the drain deadline."""
+    svc = _services(app)
+    if svc.shutting_down.is_set():
+        return
+    svc.shutdown_began_at = time.monotonic()
+    svc.shutting_down.set()
+    svc.runner.stop_claiming()
+    logger.info("shutdown begun: intake closed, draining", extra={"reason": reason})
+
+
+def drain_worker(app: Flask, *, heartbeat: Callable[[], Any] | None = None) -> list[str]:
+    """Wait for running jobs until the deadline, hand back stragglers; return their IDs.
+
+    The deadline is SHUTDOWN_TIMEOUT_SECONDS after the shutdown signal, or after now when the
+    worker exits without one (max_requests recycling).
+    """
+    begin_shutdown(app, reason="worker exit")
+    svc = _services(app)
+    elapsed = time.monotonic() - (svc.shutdown_began_at or time.monotonic())
+    remaining = svc.settings.shutdown_timeout_seconds - elapsed
+    running = svc.runner.running_job_ids()
+    logger.info("draining jobs", extra={"running_jobs": len(running),
+                                        "remaining_seconds": round(max(remaining, 0), 3)})
+    stop_beating = threading.Event()
+    if heartbeat is not None:
+        threading.Thread(
+            target=_beat, args=(heartbeat, stop_beating), name="drain-heartbeat", daemon=True
+        ).start()
+    try:
+        stragglers = svc.runner.drain(remaining)
+    finally:
+        stop_beating.set()
+    logger.info("worker drained", extra={"finished_jobs": len(running) - len(stragglers),
+                                         "handed_back": len(stragglers)})
+    svc.close()
+    return stragglers
+
+
+def _beat(heartbeat: Callable[[], Any], stop: threading.Event) -> None:
+    while not stop.wait(DRAIN_HEARTBEAT_SECONDS):
+        heartbeat()
+
+
+def hand_back_instance_jobs(settings: Settings, *, instance_id: str) -> list[str]:
+    """From the master at exit: requeue jobs still marked running by any of its workers."""
+    client = create_redis(settings)
+    try:
+        return JobStore(client, ttl_seconds=settings.job_ttl_seconds).release_instance(instance_id)
+    except redis.RedisError as error:
+        logger.error("cannot hand back jobs at exit; lease recovery will: %s", type(error).__name__)
+        return []
+    finally:
+        client.close()

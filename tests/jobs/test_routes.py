@@ -1,0 +1,216 @@
+"""The jobs HTTP contract: submission, validation, idempotency, fetch, listing, outages."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from flask import Flask
+from ulid import ULID
+
+from app import create_app
+from app.config import Settings
+from app.jobs.ids import new_job_id
+from tests.test_app_factory import _closed_port
+
+VALID = {"slate_id": "nba-2026-11-28-main", "scenario_count": 1000}
+
+
+def _post(client, body, headers=None, **kwargs):
+    return client.post("/jobs", json=body, headers=headers or {}, **kwargs)
+
+
+def _assert_error(response, status: int, code: str, field: str | None = None) -> None:
+    assert response.status_code == status, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    if field is not None:
+        assert error["field"] == field
+
+
+def test_submit_accepts_the_job_and_draws_a_seed(client):
+    response = _post(client, VALID)
+    assert response.status_code == 202
+    record = response.get_json()
+    assert response.headers["Location"] == f"/jobs/{record['id']}"
+    assert record["state"] == "pending"
+    assert record["params"]["slate_id"] == VALID["slate_id"]
+    assert record["params"]["scenario_count"] == 1000
+    assert 0 <= record["params"]["seed"] <= 2**63 - 1
+    assert record["request_id"] == response.headers["X-Request-ID"]
+    stored = client.get(response.headers["Location"]).get_json()
+    assert stored["params"] == record["params"]
+
+
+def test_a_given_seed_and_user_are_recorded(client):
+    response = _post(client, {**VALID, "seed": 42}, {"X-User-ID": "alice"})
+    record = response.get_json()
+    assert record["params"]["seed"] == 42
+    assert record["user_id"] == "alice"
+
+
+def test_same_idempotency_key_returns_the_original_job(client):
+    headers = {"Idempotency-Key": "order-17", "X-User-ID": "alice"}
+    first = _post(client, VALID, headers)
+    again = _post(client, VALID, headers)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.headers["Location"] == first.headers["Location"]
+
+
+def test_same_idempotency_key_with_another_body_is_a_conflict(client):
+    headers = {"Idempotency-Key": "order-18"}
+    _post(client, VALID, headers)
+    _assert_error(_post(client, {**VALID, "scenario_count": 5}, headers), 409,
+                  "idempotency_conflict", "Idempotency-Key")
+
+
+def test_racing_identical_requests_create_one_job(app: Flask, redis_client):
+    results = []
+    barrier = threading.Barrier(8)
+
+    def submit() -> None:
+        client = app.test_client()
+        barrier.wait()
+        results.append(_post(client, VALID, {"Idempotency-Key": "race-1", "X-User-ID": "bob"}))
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.status_code for r in results) == [200] * 7 + [202]
+    assert len({r.get_json()["id"] for r in results}) == 1
+    assert redis_client.llen("slatesim:queue:pending") == 1
+
+
+BAD_BODIES = [
+    ({"scenario_count": 10}, "slate_id"),
+    ({"slate_id": "x"}, "scenario_count"),
+    ({**VALID, "extra": 1}, "extra"),
+    ({**VALID, "scenario_count": True}, "scenario_count"),
+    ({**VALID, "scenario_count": 10.0}, "scenario_count"),
+    ({**VALID, "scenario_count": "10"}, "scenario_count"),
+    ({**VALID, "scenario_count": 0}, "scenario_count"),
+    ({**VALID, "scenario_count": 1_000_001}, "scenario_count"),
+    ({**VALID, "scenario_count": 10**400}, "scenario_count"),
+    ({**VALID, "seed": -1}, "seed"),
+    ({**VALID, "seed": 2**63}, "seed"),
+    ({**VALID, "seed": False}, "seed"),
+    ({**VALID, "seed": None}, "seed"),
+    ({**VALID, "slate_id": 7}, "slate_id"),
+    ({**VALID, "slate_id": ""}, "slate_id"),
+    ({**VALID, "slate_id": "a b"}, "slate_id"),
+    ({**VALID, "slate_id": "x" * 200}, "slate_id"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_BODIES)
+def test_invalid_fields_are_rejected_naming_the_field(client, redis_client, body, field):
+    _assert_error(_post(client, body), 400, "validation_error", field)
+    assert redis_client.dbsize() == 0
+
+
+@pytest.mark.parametrize(
+    "raw", [b"{", b"[1, 2]", b'"text"', b"null", b'{"slate_id": NaN}', b"\xff\xfe", b""]
+)
+def test_malformed_json_or_non_object_is_invalid_json(client, redis_client, raw):
+    response = client.post("/jobs", data=raw, content_type="application/json")
+    _assert_error(response, 400, "invalid_json")
+    assert redis_client.dbsize() == 0
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_declared_json_is_415(client, redis_client, content_type):
+    response = client.post("/jobs", data=json.dumps(VALID), content_type=content_type)
+    _assert_error(response, 415, "unsupported_media_type")
+    assert redis_client.dbsize() == 0
+
+
+def test_a_body_over_64_kib_is_413(client, redis_client):
+    raw = json.dumps({**VALID, "slate_id": "x" * (65 * 1024)})
+    response = client.post("/jobs", data=raw, content_type="application/json")
+    _assert_error(response, 413, "payload_too_large")
+    assert redis_client.dbsize() == 0
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [("Idempotency-Key", "has space"), ("Idempotency-Key", "k" * 129),
+     ("Idempotency-Key", "caf\u00e9"), ("X-User-ID", "bad user"), ("X-User-ID", "u" * 65)],
+)
+def test_invalid_headers_are_rejected_naming_the_header(client, redis_client, header, value):
+    _assert_error(_post(client, VALID, {header: value}), 400, "validation_error", header)
+    assert redis_client.dbsize() == 0
+
+
+def test_redis_unreachable_is_503_store_unavailable(settings, tmp_path):
+    offline = Settings(**{**vars(settings), "redis_url": f"redis://127.0.0.1:{_closed_port()}/0"})
+    application = create_app(offline)
+    client = application.test_client()
+    response = _post(client, VALID)
+    _assert_error(response, 503, "store_unavailable")
+    assert int(response.headers["Retry-After"]) > 0
+    _assert_error(client.get(f"/jobs/{new_job_id()}"), 503, "store_unavailable")
+    application.extensions["slatesim"].close()
+
+
+def test_shutting_down_refuses_submissions_with_retry_after(app, client, redis_client):
+    app.extensions["slatesim"].shutting_down.set()
+    response = _post(client, VALID)
+    _assert_error(response, 503, "shutting_down")
+    assert int(response.headers["Retry-After"]) > 0
+    assert redis_client.dbsize() == 0
+
+
+def test_get_rejects_an_id_that_is_not_a_ulid(client):
+    for bad in ("nope", "01ARZ3NDEKTSV4RRFFQ69G5FA!", "U" * 26):
+        _assert_error(client.get(f"/jobs/{bad}"), 400, "invalid_job_id")
+
+
+def test_get_of_a_never_issued_id_is_404(client):
+    _assert_error(client.get(f"/jobs/{ULID()}"), 404, "job_not_found")
+    ancient = str(ULID.from_timestamp(time.time() - 30 * 86400))
+    _assert_error(client.get(f"/jobs/{ancient}"), 404, "job_not_found")
+
+
+def test_a_job_past_its_retention_is_410_and_leaves_no_key(settings, redis_client):
+    short = Settings(**{**vars(settings), "job_ttl_seconds": 1})
+    application = create_app(short)
+    client = application.test_client()
+    job_id = _post(client, VALID).get_json()["id"]
+    assert client.get(f"/jobs/{job_id}").status_code == 200
+    time.sleep(1.3)
+    response = client.get(f"/jobs/{job_id}")
+    assert response.status_code == 410
+    assert response.get_json()["id"] == job_id
+    assert response.get_json()["state"] == "expired"
+    application.extensions["slatesim"].store.sweep(max_lost_attempts=3)
+    assert redis_client.keys("slatesim:*") == []
+    application.extensions["slatesim"].close()
+
+
+def test_listing_pages_newest_first_without_results(client):
+    ids = [_post(client, {**VALID, "seed": n}).get_json()["id"] for n in range(5)]
+    first = client.get("/jobs?limit=3").get_json()
+    assert [j["id"] for j in first["jobs"]] == ids[::-1][:3]
+    assert all("result" not in j for j in first["jobs"])
+    second = client.get(f"/jobs?limit=3&cursor={first['next_cursor']}").get_json()
+    assert [j["id"] for j in second["jobs"]] == ids[::-1][3:]
+    assert second["next_cursor"] is None
+    pending = client.get("/jobs?state=pending&limit=100").get_json()
+    assert len(pending["jobs"]) == 5
+    assert client.get("/jobs?state=complete").get_json() == {"jobs": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("state=done", "state"), ("state=expired", "state"), ("limit=0", "limit"),
+     ("limit=101", "limit"), ("limit=abc", "limit"), ("cursor=zzz", "cursor"),
+     ("cursor=djE6bm90LWFuLWlk", "cursor"), ("page=2", "page")],
+)
+def test_listing_rejects_bad_parameters(client, query, field):
+    _assert_error(client.get(f"/jobs?{query}"), 400, "validation_error", field)

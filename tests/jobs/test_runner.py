@@ -1,0 +1,171 @@
+"""Job threads against the real Redis: run, fail, defer, recover lost jobs, drain."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from app.config import Settings
+from app.jobs.ids import new_job_id
+from app.jobs.runner import JobDeferred, JobFailure, JobRunner
+from app.jobs.store import JobState, JobStore
+from tests.jobs.conftest import make_params
+
+
+def _fast_settings(settings: Settings, **overrides) -> Settings:
+    timing = {"job_lease_seconds": 1, "job_heartbeat_seconds": 0.2, "job_sweep_seconds": 0.2,
+              "job_concurrency": 1}
+    return Settings(**{**vars(settings), **timing, **overrides})
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``predicate`` until true, failing the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def run_with(store: JobStore, settings: Settings) -> Iterator[Callable[..., JobRunner]]:
+    """Start a runner with a given job body; drained at the end of the test."""
+    runners: list[JobRunner] = []
+
+    def start(body, **overrides) -> JobRunner:
+        runner = JobRunner(store, body, _fast_settings(settings, **overrides),
+                           worker_id=f"test:{len(runners)}", instance_id="test:0")
+        runner.start()
+        runners.append(runner)
+        return runner
+
+    yield start
+    for runner in runners:
+        runner.drain(0)
+
+
+def _submit(store: JobStore, **params) -> str:
+    job_id = new_job_id()
+    store.submit(job_id, make_params(**params), request_id="req-9", user_id=None)
+    return job_id
+
+
+def _state(store: JobStore, job_id: str) -> JobState:
+    return store.get(job_id).state
+
+
+def test_a_job_runs_to_complete_with_its_result(store, run_with):
+    job_id = _submit(store, scenario_count=3, seed=5)
+    run_with(lambda params: {"echo": params["scenario_count"] * params["seed"]})
+    wait_for(lambda: _state(store, job_id) is JobState.COMPLETE)
+    record = store.get(job_id).to_dict()
+    assert record["result"] == {"echo": 15}
+    assert record["attempts"] == 1 and record["metadata"]["duration_ms"] >= 0
+
+
+def test_a_job_failure_is_recorded_with_its_code(store, run_with):
+    job_id = _submit(store)
+
+    def body(params):
+        raise JobFailure("slate_not_found", "no slate 'test-slate'")
+
+    run_with(body)
+    wait_for(lambda: _state(store, job_id) is JobState.FAILED)
+    assert store.get(job_id).to_dict()["error"] == {
+        "code": "slate_not_found", "message": "no slate 'test-slate'"}
+
+
+def test_an_unexpected_exception_fails_the_job_without_a_traceback(store, run_with):
+    job_id = _submit(store)
+
+    def body(params):
+        raise ZeroDivisionError("secret internals")
+
+    run_with(body)
+    wait_for(lambda: _state(store, job_id) is JobState.FAILED)
+    error = store.get(job_id).to_dict()["error"]
+    assert error["code"] == "simulation_error"
+    assert "Traceback" not in error["message"] and "secret internals" not in error["message"]
+
+
+def test_a_deferred_job_goes_back_to_pending(store, run_with):
+    job_id = _submit(store)
+    calls = []
+
+    def body(params):
+        calls.append(1)
+        raise JobDeferred("slate store down")
+
+    run_with(body)
+    wait_for(lambda: len(calls) >= 1)
+    wait_for(lambda: _state(store, job_id) is JobState.PENDING)
+    assert store.get(job_id).to_dict()["lost_attempts"] == 0
+
+
+def test_a_job_whose_holder_vanished_is_recovered_and_completed(store, run_with):
+    job_id = _submit(store)
+    ghost = store.claim_next(worker="ghost:1", instance="ghost:0", lease_seconds=0.3)
+    assert ghost.id == job_id
+    run_with(lambda params: {"ok": True})
+    wait_for(lambda: _state(store, job_id) is JobState.COMPLETE)
+    record = store.get(job_id).to_dict()
+    assert record["attempts"] == 2 and record["lost_attempts"] == 1
+
+
+def test_a_long_job_keeps_its_lease_through_heartbeats(store, run_with):
+    job_id = _submit(store)
+    release = threading.Event()
+    run_with(lambda params: release.wait(10) and {"done": True})
+    wait_for(lambda: _state(store, job_id) is JobState.RUNNING)
+    time.sleep(2.5)  # more than two lease periods of 1 s
+    assert store.get(job_id).to_dict()["lost_attempts"] == 0
+    release.set()
+    wait_for(lambda: _state(store, job_id) is JobState.COMPLETE)
+    assert store.get(job_id).to_dict()["attempts"] == 1
+
+
+def test_drain_waits_for_a_running_job(store, run_with):
+    job_id = _submit(store)
+    started = threading.Event()
+
+    def body(params):
+        started.set()
+        time.sleep(0.5)
+        return {"done": True}
+
+    runner = run_with(body)
+    assert started.wait(5)
+    assert runner.drain(5) == []
+    assert _state(store, job_id) is JobState.COMPLETE
+
+
+def test_drain_hands_back_stragglers_whose_late_result_is_discarded(store, run_with):
+    job_id = _submit(store)
+    started, finish = threading.Event(), threading.Event()
+
+    def body(params):
+        started.set()
+        finish.wait(10)
+        return {"late": True}
+
+    runner = run_with(body)
+    assert started.wait(5)
+    assert runner.drain(0.2) == [job_id]
+    assert _state(store, job_id) is JobState.PENDING
+    assert runner.running_job_ids() == [job_id]
+    finish.set()
+    wait_for(lambda: runner.running_job_ids() == [])
+    assert _state(store, job_id) is JobState.PENDING
+    assert "result" not in store.get(job_id).to_dict()
+
+
+def test_after_stop_claiming_no_new_job_starts(store, run_with):
+    runner = run_with(lambda params: {"ok": True}, job_concurrency=2)
+    runner.stop_claiming()
+    time.sleep(0.3)
+    job_id = _submit(store)
+    time.sleep(0.5)
+    assert _state(store, job_id) is JobState.PENDING
