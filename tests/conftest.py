@@ -14,10 +14,13 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from neo4j import GraphDatabase
 
 from app import create_app
 from app.config import Settings
 from app.jobs.store import JobStore
+from app.slates.demo_data import demo_slates
+from app.slates.repository import SlateRepository
 
 TEST_REDIS_DB = 1
 
@@ -44,6 +47,20 @@ def service_env() -> dict[str, str]:
         "NEO4J_USER": os.environ.get("NEO4J_USER", "neo4j"),
         "NEO4J_PASSWORD": _required_env("NEO4J_PASSWORD"),
     }
+
+
+@pytest.fixture(scope="session")
+def seeded_slates(service_env: dict[str, str]) -> Iterator[list[dict]]:
+    """The demo slates, loaded into the real Neo4j once per session (seeding is idempotent)."""
+    driver = GraphDatabase.driver(
+        service_env["NEO4J_URI"], auth=(service_env["NEO4J_USER"], service_env["NEO4J_PASSWORD"])
+    )
+    repository = SlateRepository(driver, timeout_seconds=30)
+    repository.ensure_schema()
+    slates = demo_slates()
+    repository.seed(slates)
+    yield slates
+    driver.close()
 
 
 @pytest.fixture

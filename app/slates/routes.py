@@ -1,0 +1,37 @@
+"""HTTP routes for slates: look them up in the slate store and serialize them."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from app.errors import SlateNotFound, SlateStoreUnavailable, error_response
+from app.services import services
+from app.slates.repository import SlateStoreUnavailableError
+
+blueprint = Blueprint("slates", __name__)
+
+# Longest part of a requested slate id echoed back in an error message.
+MAX_ECHOED_ID_CHARS = 128
+
+
+@blueprint.errorhandler(SlateStoreUnavailableError)
+def _store_unavailable(error: SlateStoreUnavailableError) -> Response:
+    return error_response(
+        SlateStoreUnavailable(f"the slate store is unavailable ({error}); retry later")
+    )
+
+
+@blueprint.get("/slates")
+def list_slates() -> Response:
+    """Every slate with its game and player counts, by start time, to pick one to simulate."""
+    return jsonify({"slates": services().slates.list_slates()})
+
+
+@blueprint.get("/slates/<slate_id>")
+def get_slate(slate_id: str) -> Response:
+    """One slate with its games, teams and players, exactly as a simulation job reads it."""
+    slate = services().slates.load_slate(slate_id)
+    if slate is None:
+        shown = slate_id[:MAX_ECHOED_ID_CHARS]
+        raise SlateNotFound(f"slate {shown!r} does not exist; GET /slates lists the slates")
+    return jsonify(slate)

@@ -1,0 +1,78 @@
+"""The slates HTTP contract: listing, one slate, unknown ids, and a Neo4j outage."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from app import create_app
+from app.config import Settings
+from tests.test_app_factory import _closed_port
+
+PLAYER_FIELDS = ["id", "name", "team_id", "game_id", "salary", "positions", "projection", "stddev"]
+
+
+@pytest.fixture(autouse=True)
+def _demo_slates_are_seeded(seeded_slates: list[dict]) -> None:
+    """Every test here reads the demo slates from the real Neo4j."""
+
+
+def _assert_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    return error
+
+
+def test_list_slates_shows_the_demo_slates_with_counts(client):
+    response = client.get("/slates")
+    assert response.status_code == 200
+    slates = {slate["id"]: slate for slate in response.get_json()["slates"]}
+    assert slates["nfl-2026-11-29-main"] == {
+        "id": "nfl-2026-11-29-main",
+        "sport": "football",
+        "site": "demo",
+        "name": "Football main slate, 13 games",
+        "starts_at": "2026-11-29T18:00:00Z",
+        "game_count": 13,
+        "player_count": 494,
+    }
+    assert slates["nba-2026-11-28-showdown-bos-nyk"]["player_count"] == 20
+
+
+def test_get_slate_returns_games_teams_and_priced_players(client, seeded_slates):
+    response = client.get("/slates/nba-2026-11-28-main")
+    assert response.status_code == 200
+    slate = response.get_json()
+    assert slate == seeded_slates[0]
+    assert list(slate["players"][0]) == PLAYER_FIELDS
+    assert list(slate["games"][0]) == ["id", "home", "away", "total", "spread"]
+    assert list(slate["teams"][0]) == ["id", "name"]
+
+
+def test_an_unknown_slate_is_a_404_naming_it(client):
+    error = _assert_error(client.get("/slates/nba-1999-01-01-main"), 404, "slate_not_found")
+    assert "nba-1999-01-01-main" in error["message"]
+
+
+def test_a_very_long_unknown_id_is_echoed_truncated(client):
+    slate_id = "x" * 300
+    error = _assert_error(client.get(f"/slates/{slate_id}"), 404, "slate_not_found")
+    assert "x" * 128 in error["message"]
+    assert "x" * 129 not in error["message"]
+
+
+def test_neo4j_down_is_a_503_with_retry_after(settings: Settings):
+    offline = dataclasses.replace(
+        settings, neo4j_uri=f"bolt://127.0.0.1:{_closed_port()}", dependency_timeout_seconds=0.5
+    )
+    app = create_app(offline)
+    try:
+        for path in ("/slates", "/slates/nba-2026-11-28-main"):
+            response = app.test_client().get(path)
+            error = _assert_error(response, 503, "slate_store_unavailable")
+            assert "ServiceUnavailable" in error["message"]
+            assert int(response.headers["Retry-After"]) > 0
+    finally:
+        app.extensions["slatesim"].close()
