@@ -189,7 +189,9 @@ def _optional_path(variable: str, raw: str) -> str:
 def _log_level(variable: str, raw: str) -> str:
     value = raw.strip().upper()
     if value not in LOG_LEVELS:
-        raise ConfigError(f"{variable}={raw!r} is not valid: expected one of {', '.join(LOG_LEVELS)}")
+        raise ConfigError(
+            f"{variable}={raw!r} is not valid: expected one of {', '.join(LOG_LEVELS)}"
+        )
     return value
 
 
@@ -227,4 +229,3 @@ _SPECS = (
 
 #: The environment variables the service reads, in the order the README lists them.
 VARIABLES = tuple(spec.variable for spec in _SPECS)
-

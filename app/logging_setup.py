@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import logging.config
 import os
-from datetime import datetime, timezone
+import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
@@ -37,7 +38,7 @@ class JsonLineFormatter(JsonFormatter):
     ) -> None:
         """Fill ``log_data`` with timestamp, level, logger, message, IDs, context, pid, exc_info."""
         log_data["timestamp"] = (
-            datetime.fromtimestamp(record.created, tz=timezone.utc)
+            datetime.fromtimestamp(record.created, tz=UTC)
             .isoformat(timespec="milliseconds")
             .replace("+00:00", "Z")
         )
@@ -92,6 +93,25 @@ class AccessLogFormatter(JsonLineFormatter):
         }
 
 
+class StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is when a record is emitted, not when configured.
+
+    Test runners and process managers swap ``sys.stdout``; a handler bound to the old object
+    would write to a closed file.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 class ProbeAccessFilter(logging.Filter):
     """Demotes access lines of health probes to DEBUG, dropping them unless DEBUG is on."""
 
@@ -114,16 +134,8 @@ def _as_int(value: Any) -> Any:
 def build_logging_config(settings: Settings) -> dict[str, Any]:
     """Return the dictConfig document shared by the app and gunicorn."""
     handlers: dict[str, Any] = {
-        "stdout": {
-            "class": "logging.StreamHandler",
-            "formatter": "json",
-            "stream": "ext://sys.stdout",
-        },
-        "access_stdout": {
-            "class": "logging.StreamHandler",
-            "formatter": "access",
-            "stream": "ext://sys.stdout",
-        },
+        "stdout": {"()": StdoutHandler, "formatter": "json"},
+        "access_stdout": {"()": StdoutHandler, "formatter": "access"},
     }
     app_handlers, access_handlers = ["stdout"], ["access_stdout"]
     if settings.log_file:

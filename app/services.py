@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 from flask import current_app
@@ -46,7 +46,7 @@ class Services:
     @property
     def started_at_iso(self) -> str:
         """When this process built its app, ISO 8601 UTC."""
-        moment = datetime.fromtimestamp(self.started_at, tz=timezone.utc)
+        moment = datetime.fromtimestamp(self.started_at, tz=UTC)
         return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -26,13 +26,14 @@ CHECK_THREADS = 8
 _MAX_ERROR_CHARS = 160
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 _PATH = re.compile(r"(?<![\w.])/[\w.\-/]+")
-_ADDRESS = re.compile(r"\[?[0-9a-f:.]*[0-9a-f]\]?:\d{2,5}\b|\b(?:\d{1,3}\.){3}\d{1,3}\b",
-                      re.IGNORECASE)
+_ADDRESS = re.compile(
+    r"\[?[0-9a-f:.]*[0-9a-f]\]?:\d{2,5}\b|\b(?:\d{1,3}\.){3}\d{1,3}\b", re.IGNORECASE
+)
 
 
 def utc_now() -> str:
     """The current time, ISO 8601 UTC with milliseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def sanitize_error(error: BaseException, secrets: tuple[str, ...] = ()) -> str:
@@ -107,8 +108,9 @@ class ReadinessChecker:
         if not future.done():
             future.cancel()
             elapsed = (time.perf_counter() - started) * 1000
-            return DependencyStatus(False, elapsed, utc_now(),
-                                    f"TimeoutError: no answer within {self._timeout:g}s")
+            return DependencyStatus(
+                False, elapsed, utc_now(), f"TimeoutError: no answer within {self._timeout:g}s"
+            )
         return future.result()
 
     def _timed(self, probe: Callable[[], dict[str, Any]]) -> DependencyStatus:
@@ -117,10 +119,10 @@ class ReadinessChecker:
             details = probe()
         except Exception as error:  # any failure means "down"; the reason is shown sanitised
             elapsed = (time.perf_counter() - started) * 1000
-            return DependencyStatus(False, elapsed, utc_now(),
-                                    sanitize_error(error, self._secrets))
-        return DependencyStatus(True, (time.perf_counter() - started) * 1000, utc_now(),
-                                details=details)
+            return DependencyStatus(False, elapsed, utc_now(), sanitize_error(error, self._secrets))
+        return DependencyStatus(
+            True, (time.perf_counter() - started) * 1000, utc_now(), details=details
+        )
 
     def _check_redis(self) -> dict[str, Any]:
         pipe = self._redis.pipeline(transaction=False)

@@ -1,0 +1,166 @@
+"""Liveness and readiness against the real Redis and Neo4j, and against broken ones."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from app import create_app
+from app.config import Settings
+from tests.redis_server import RedisServer
+from tests.test_app_factory import _closed_port
+
+
+@pytest.fixture
+def own_redis(tmp_path) -> Iterator[RedisServer]:
+    """A Redis of this test's own, with a password, that the test may stop."""
+    server = RedisServer(tmp_path, password="redis-secret-pw-123").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hanging_port() -> Iterator[int]:
+    """A port that accepts TCP connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def _app(settings: Settings, **overrides):
+    application = create_app(Settings(**{**vars(settings), **overrides}))
+    return application, application.test_client()
+
+
+def test_health_is_ok_and_describes_the_process(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "ok" and body["service"] == "slatesim"
+    assert set(body) == {"status", "service", "version", "pid", "uptime_seconds", "time"}
+    assert response.headers["Cache-Control"] == "no-store"
+    assert client.head("/health").status_code == 200
+
+
+def test_ready_with_both_dependencies_up(client):
+    response = client.get("/ready")
+    assert response.status_code == 200, response.get_json()
+    assert response.content_type == "application/json"
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.get_json()
+    assert body["status"] == "ready" and body["time"]
+    assert body["version"]["app"] and body["version"]["python"]
+    assert body["version"]["redis"] and body["version"]["neo4j"]
+    for name in ("redis", "neo4j"):
+        check = body["checks"][name]
+        assert check["status"] == "up" and check["latency_ms"] >= 0 and check["checked_at"]
+        assert "error" not in check
+    assert body["queue"] == {"pending": 0, "running": 0, "running_here": []}
+    assert body["worker"]["pid"] > 0 and body["worker"]["started_at"]
+    assert client.head("/ready").status_code == 200
+
+
+def test_queue_counts_are_cluster_wide(client):
+    client.post("/jobs", json={"slate_id": "nba-2026-11-28-main", "scenario_count": 10})
+    assert client.get("/ready").get_json()["queue"]["pending"] == 1
+
+
+def test_redis_stopped_then_started_again(settings, own_redis):
+    application, client = _app(settings, redis_url=own_redis.url)
+    assert client.get("/ready").status_code == 200
+    own_redis.stop()
+    response = client.get("/ready")
+    body = response.get_json()
+    assert response.status_code == 503 and body["status"] == "not_ready"
+    assert body["checks"]["redis"]["status"] == "down" and body["checks"]["redis"]["error"]
+    assert body["checks"]["neo4j"]["status"] == "up"
+    assert client.get("/health").status_code == 200
+    own_redis.start()
+    assert client.get("/ready").status_code == 200
+    application.extensions["slatesim"].close()
+
+
+def test_neo4j_unreachable(settings):
+    application, client = _app(settings, neo4j_uri=f"bolt://127.0.0.1:{_closed_port()}")
+    response = client.get("/ready")
+    body = response.get_json()
+    assert response.status_code == 503
+    assert body["checks"]["neo4j"]["status"] == "down" and body["checks"]["neo4j"]["error"]
+    assert body["checks"]["redis"]["status"] == "up"
+    application.extensions["slatesim"].close()
+
+
+@pytest.mark.parametrize("hang", ["redis", "neo4j", "both"])
+def test_a_dependency_that_never_answers_is_down_within_the_bound(settings, hanging_port, hang):
+    overrides = {"dependency_timeout_seconds": 3.0}
+    if hang in ("redis", "both"):
+        overrides["redis_url"] = f"redis://127.0.0.1:{hanging_port}/0"
+    if hang in ("neo4j", "both"):
+        overrides["neo4j_uri"] = f"bolt://127.0.0.1:{hanging_port}"
+    application, client = _app(settings, **overrides)
+    started = time.monotonic()
+    response = client.get("/ready")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert elapsed < 3.5
+    checks = response.get_json()["checks"]
+    for name in ("redis", "neo4j"):
+        expected = "down" if hang in (name, "both") else "up"
+        assert checks[name]["status"] == expected, checks
+    application.extensions["slatesim"].close()
+
+
+def test_shutting_down_is_503(app, client):
+    app.extensions["slatesim"].shutting_down.set()
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert response.get_json()["status"] == "shutting_down"
+    assert client.get("/health").status_code == 200
+
+
+def test_passwords_never_appear_in_ready_bodies(settings, own_redis):
+    healthy, healthy_client = _app(settings, redis_url=own_redis.url)
+    bodies = [healthy_client.get("/ready").get_data(as_text=True)]
+    wrong_redis = own_redis.url.replace("redis-secret-pw-123", "wrong-redis-pw-456")
+    failing, failing_client = _app(
+        settings, redis_url=wrong_redis, neo4j_password="wrong-neo4j-pw-789"
+    )
+    bodies.append(failing_client.get("/ready").get_data(as_text=True))
+    own_redis.stop()
+    bodies.append(healthy_client.get("/ready").get_data(as_text=True))
+    for body in bodies:
+        for secret in (
+            "redis-secret-pw-123",
+            "wrong-redis-pw-456",
+            "wrong-neo4j-pw-789",
+            settings.neo4j_password,
+            "redis://",
+            "bolt://",
+            "/tmp",
+        ):
+            assert secret not in body
+    healthy.extensions["slatesim"].close()
+    failing.extensions["slatesim"].close()
