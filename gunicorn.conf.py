@@ -5,6 +5,7 @@ hook, and when, is written down in docs/operations.md.
 """
 
 import logging
+import math
 import os
 
 from app import lifecycle
@@ -26,7 +27,10 @@ timeout = 30
 keepalive = 5
 # The master SIGKILLs workers this long after the signal; it bounds request drain plus job
 # drain together, so it exceeds SHUTDOWN_TIMEOUT_SECONDS by a margin for hand-back and exit.
-graceful_timeout = _settings.shutdown_timeout_seconds + 10
+graceful_timeout = math.ceil(_settings.shutdown_timeout_seconds) + 10
+# gunicorn's control socket sits at one path per user; instances sharing a host would collide,
+# and operations go through signals and HTTP.
+control_socket_disable = True
 # Not preloaded: each worker builds its own app, so no socket or thread crosses a fork.
 preload_app = False
 
@@ -38,16 +42,17 @@ _log = logging.getLogger("gunicorn.error")
 
 def post_worker_init(worker):
     """In the worker, after the app is loaded: start job threads, chain signal handlers."""
+    worker.slatesim_heartbeat = lifecycle.heartbeat_through(worker.tmp.fileno())
     lifecycle.start_worker(worker.wsgi, instance_id=process_id(worker.ppid))
 
 
 def worker_exit(server, worker):
     """In the worker when it leaves its loop: drain jobs. Also called in the master for a
     worker that is already gone, which has nothing left to drain here."""
-    if worker.pid != os.getpid() or not hasattr(worker, "wsgi"):
+    if worker.pid != os.getpid() or not hasattr(worker, "wsgi"):  # in the master
         _log.info("worker %s already gone; its jobs return through lease recovery", worker.pid)
         return
-    lifecycle.drain_worker(worker.wsgi, heartbeat=worker.notify)
+    lifecycle.drain_worker(worker.wsgi, heartbeat=getattr(worker, "slatesim_heartbeat", None))
 
 
 def on_exit(server):
@@ -55,6 +60,8 @@ def on_exit(server):
     handed_back = lifecycle.hand_back_instance_jobs(_settings, instance_id=process_id(server.pid))
     _log.info(
         "master exiting",
-        extra={"handed_back_jobs": handed_back, "shutdown_timeout_seconds":
-               _settings.shutdown_timeout_seconds},
+        extra={
+            "handed_back_jobs": handed_back,
+            "shutdown_timeout_seconds": _settings.shutdown_timeout_seconds,
+        },
     )

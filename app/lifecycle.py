@@ -14,6 +14,7 @@ without gunicorn too. The timeline of a shutdown (see docs/operations.md):
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -81,8 +82,10 @@ def drain_worker(app: Flask, *, heartbeat: Callable[[], Any] | None = None) -> l
     elapsed = time.monotonic() - (svc.shutdown_began_at or time.monotonic())
     remaining = svc.settings.shutdown_timeout_seconds - elapsed
     running = svc.runner.running_job_ids()
-    logger.info("draining jobs", extra={"running_jobs": len(running),
-                                        "remaining_seconds": round(max(remaining, 0), 3)})
+    logger.info(
+        "draining jobs",
+        extra={"running_jobs": len(running), "remaining_seconds": round(max(remaining, 0), 3)},
+    )
     stop_beating = threading.Event()
     if heartbeat is not None:
         threading.Thread(
@@ -92,10 +95,30 @@ def drain_worker(app: Flask, *, heartbeat: Callable[[], Any] | None = None) -> l
         stragglers = svc.runner.drain(remaining)
     finally:
         stop_beating.set()
-    logger.info("worker drained", extra={"finished_jobs": len(running) - len(stragglers),
-                                         "handed_back": len(stragglers)})
+    logger.info(
+        "worker drained",
+        extra={"finished_jobs": len(running) - len(stragglers), "handed_back": len(stragglers)},
+    )
     svc.close()
     return stragglers
+
+
+def heartbeat_through(fileno: int) -> Callable[[], None]:
+    """A heartbeat for the master that still works inside ``worker_exit``.
+
+    gunicorn closes the worker's heartbeat file just before it calls ``worker_exit``, so a
+    draining worker could not tell the master it is alive and would be killed after ``timeout``
+    (seen with max_requests recycling and SIGHUP). A duplicate of the descriptor, taken after
+    the fork, keeps the file reachable; the beat is the update gunicorn itself makes: the
+    file's times set to the monotonic clock.
+    """
+    duplicate = os.dup(fileno)
+
+    def beat() -> None:
+        now = time.monotonic()
+        os.utime(duplicate, (now, now))
+
+    return beat
 
 
 def _beat(heartbeat: Callable[[], Any], stop: threading.Event) -> None:

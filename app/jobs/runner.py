@@ -59,6 +59,7 @@ class _Attempt:
     attempt: int
     started: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
+    lease_lost: bool = False
 
 
 class JobRunner:
@@ -98,8 +99,7 @@ class JobRunner:
         if self._settings.job_concurrency:
             targets.append(("job-heartbeat", self._heartbeat_loop))
             targets += [
-                (f"job-runner-{n}", self._claim_loop)
-                for n in range(self._settings.job_concurrency)
+                (f"job-runner-{n}", self._claim_loop) for n in range(self._settings.job_concurrency)
             ]
         for name, target in targets:
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -146,8 +146,11 @@ class JobRunner:
             released = self._store.release(attempt.job_id, attempt.attempt)
         except redis.RedisError as error:
             released = False
-            logger.error("could not hand back straggler: %s", type(error).__name__,
-                         extra={"job_id": attempt.job_id})
+            logger.error(
+                "could not hand back straggler: %s",
+                type(error).__name__,
+                extra={"job_id": attempt.job_id},
+            )
         logger.warning(
             "straggler handed back at shutdown deadline",
             extra={"job_id": attempt.job_id, "ran_seconds": ran, "handed_back": released},
@@ -190,8 +193,14 @@ class JobRunner:
 
     def _execute(self, job: Job, attempt: _Attempt) -> bool:
         params = job.params
-        logger.info("job started", extra={"attempt": job.attempt, "slate_id": params["slate_id"],
-                                          "scenario_count": params["scenario_count"]})
+        logger.info(
+            "job started",
+            extra={
+                "attempt": job.attempt,
+                "slate_id": params["slate_id"],
+                "scenario_count": params["scenario_count"],
+            },
+        )
         started = time.perf_counter()
         try:
             result = self._body(params)
@@ -201,31 +210,51 @@ class JobRunner:
             return False
         except JobFailure as failure:
             duration = (time.perf_counter() - started) * 1000
-            logger.warning("job failed", extra={"code": failure.code, "error": failure.message})
-            self._finish(job, "failed", lambda: self._store.mark_failed(
-                job.id, job.attempt, failure.code, failure.message, duration_ms=duration))
+            code, message = failure.code, failure.message
+            logger.warning("job failed", extra={"code": code, "error": message})
+            self._finish(
+                job,
+                "failed",
+                lambda: self._store.mark_failed(
+                    job.id, job.attempt, code, message, duration_ms=duration
+                ),
+            )
             return True
         except Exception:
             duration = (time.perf_counter() - started) * 1000
             logger.exception("job raised an unexpected error")
-            self._finish(job, "failed", lambda: self._store.mark_failed(
-                job.id, job.attempt, "simulation_error",
-                "the simulation failed unexpectedly; see the service log for this job_id",
-                duration_ms=duration))
+            self._finish(
+                job,
+                "failed",
+                lambda: self._store.mark_failed(
+                    job.id,
+                    job.attempt,
+                    "simulation_error",
+                    "the simulation failed unexpectedly; see the service log for this job_id",
+                    duration_ms=duration,
+                ),
+            )
             return True
         duration = (time.perf_counter() - started) * 1000
         payload = json.dumps(result, separators=(",", ":"))
-        self._finish(job, "complete", lambda: self._store.mark_complete(
-            job.id, job.attempt, payload, duration_ms=duration))
-        logger.info("job complete", extra={"duration_ms": round(duration, 3),
-                                           "result_bytes": len(payload)})
+        self._finish(
+            job,
+            "complete",
+            lambda: self._store.mark_complete(job.id, job.attempt, payload, duration_ms=duration),
+        )
+        logger.info(
+            "job complete", extra={"duration_ms": round(duration, 3), "result_bytes": len(payload)}
+        )
         return True
 
     def _finish(self, job: Job, state: str, write: Callable[[], bool]) -> None:
         accepted = self._with_store_retry(write)
         if accepted is False:
-            logger.warning("attempt was superseded; its %s outcome is discarded", state,
-                           extra={"attempt": job.attempt})
+            logger.warning(
+                "attempt was superseded; its %s outcome is discarded",
+                state,
+                extra={"attempt": job.attempt},
+            )
 
     def _with_store_retry(self, write: Callable[[], bool]) -> bool | None:
         """Retry a write while Redis is down; ``None`` if shutdown abandoned it first.
@@ -238,8 +267,9 @@ class JobRunner:
             try:
                 return write()
             except redis.RedisError as error:
-                logger.warning("job store unavailable, retrying in %.1fs: %s", delay,
-                               type(error).__name__)
+                logger.warning(
+                    "job store unavailable, retrying in %.1fs: %s", delay, type(error).__name__
+                )
             if self._abandon.wait(delay):
                 return None
             delay = min(delay * 2, STORE_RETRY_MAX_SECONDS)
@@ -248,7 +278,8 @@ class JobRunner:
     def _heartbeat_loop(self) -> None:
         while not self._stopped.wait(self._settings.job_heartbeat_seconds):
             with self._lock:
-                held = [(a.job_id, a.attempt) for a in self._running.values()]
+                attempts = {a.job_id: a for a in self._running.values() if not a.lease_lost}
+            held = [(a.job_id, a.attempt) for a in attempts.values()]
             if not held:
                 continue
             try:
@@ -259,18 +290,20 @@ class JobRunner:
                 logger.warning("cannot renew leases: %s", type(error).__name__)
                 continue
             for job_id in lost:
-                logger.warning("lease lost; another attempt may run this job",
-                               extra={"job_id": job_id})
+                attempts[job_id].lease_lost = True
+                logger.warning(
+                    "lease lost; another attempt may run this job", extra={"job_id": job_id}
+                )
 
     def _sweep_loop(self) -> None:
         self._check_durability()
         while True:
             try:
-                for outcome in self._store.sweep(
-                    max_lost_attempts=self._settings.job_max_attempts
-                ):
-                    logger.warning("recovered job with a lapsed lease",
-                                   extra={"job_id": outcome.job_id, "outcome": outcome.outcome})
+                for outcome in self._store.sweep(max_lost_attempts=self._settings.job_max_attempts):
+                    logger.warning(
+                        "recovered job with a lapsed lease",
+                        extra={"job_id": outcome.job_id, "outcome": outcome.outcome},
+                    )
             except redis.RedisError as error:
                 logger.warning("sweep skipped: %s", type(error).__name__)
             if self._stop_claiming.wait(self._settings.job_sweep_seconds):

@@ -52,7 +52,10 @@ class JobService:
         idempotency = (idempotency_key, fingerprint(submission)) if idempotency_key else None
         with _store_errors():
             outcome = self.store.submit(
-                new_job_id(), params, request_id=request_id, user_id=user_id,
+                new_job_id(),
+                params,
+                request_id=request_id,
+                user_id=user_id,
                 idempotency=idempotency,
             )
         if outcome.status == "conflict":
@@ -62,8 +65,14 @@ class JobService:
             )
         job = outcome.job
         if outcome.status == "created":
-            logger.info("job submitted", extra={"job_id": job.id, "slate_id": params["slate_id"],
-                                                "scenario_count": params["scenario_count"]})
+            logger.info(
+                "job submitted",
+                extra={
+                    "job_id": job.id,
+                    "slate_id": params["slate_id"],
+                    "scenario_count": params["scenario_count"],
+                },
+            )
         return job, outcome.status == "created"
 
     def get(self, job_id_text: str) -> Job:

@@ -28,7 +28,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -84,7 +84,7 @@ def _pairs(flat: list[str]) -> dict[str, str]:
 def _iso(millis: str | None) -> str | None:
     if not millis:
         return None
-    moment = datetime.fromtimestamp(int(millis) / 1000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(int(millis) / 1000, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -530,8 +530,13 @@ class JobStore:
                 index_key(JobState.COMPLETE),
                 ALL_INDEX_KEY,
             ],
-            args=[JOB_KEY_PREFIX, max_lost_attempts, self._ttl_ms, SWEEP_BATCH,
-                  WORKER_LOST_MESSAGE],
+            args=[
+                JOB_KEY_PREFIX,
+                max_lost_attempts,
+                self._ttl_ms,
+                SWEEP_BATCH,
+                WORKER_LOST_MESSAGE,
+            ],
         )
         return [RecoveryOutcome(reply[i], reply[i + 1]) for i in range(0, len(reply), 2)]
 

@@ -64,8 +64,12 @@ def test_same_idempotency_key_returns_the_original_job(client):
 def test_same_idempotency_key_with_another_body_is_a_conflict(client):
     headers = {"Idempotency-Key": "order-18"}
     _post(client, VALID, headers)
-    _assert_error(_post(client, {**VALID, "scenario_count": 5}, headers), 409,
-                  "idempotency_conflict", "Idempotency-Key")
+    _assert_error(
+        _post(client, {**VALID, "scenario_count": 5}, headers),
+        409,
+        "idempotency_conflict",
+        "Idempotency-Key",
+    )
 
 
 def test_racing_identical_requests_create_one_job(app: Flask, redis_client):
@@ -139,8 +143,13 @@ def test_a_body_over_64_kib_is_413(client, redis_client):
 
 @pytest.mark.parametrize(
     ("header", "value"),
-    [("Idempotency-Key", "has space"), ("Idempotency-Key", "k" * 129),
-     ("Idempotency-Key", "caf\u00e9"), ("X-User-ID", "bad user"), ("X-User-ID", "u" * 65)],
+    [
+        ("Idempotency-Key", "has space"),
+        ("Idempotency-Key", "k" * 129),
+        ("Idempotency-Key", "caf\u00e9"),
+        ("X-User-ID", "bad user"),
+        ("X-User-ID", "u" * 65),
+    ],
 )
 def test_invalid_headers_are_rejected_naming_the_header(client, redis_client, header, value):
     _assert_error(_post(client, VALID, {header: value}), 400, "validation_error", header)
@@ -208,9 +217,16 @@ def test_listing_pages_newest_first_without_results(client):
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("state=done", "state"), ("state=expired", "state"), ("limit=0", "limit"),
-     ("limit=101", "limit"), ("limit=abc", "limit"), ("cursor=zzz", "cursor"),
-     ("cursor=djE6bm90LWFuLWlk", "cursor"), ("page=2", "page")],
+    [
+        ("state=done", "state"),
+        ("state=expired", "state"),
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=abc", "limit"),
+        ("cursor=zzz", "cursor"),
+        ("cursor=djE6bm90LWFuLWlk", "cursor"),
+        ("page=2", "page"),
+    ],
 )
 def test_listing_rejects_bad_parameters(client, query, field):
     _assert_error(client.get(f"/jobs?{query}"), 400, "validation_error", field)

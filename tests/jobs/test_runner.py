@@ -16,8 +16,12 @@ from tests.jobs.conftest import make_params
 
 
 def _fast_settings(settings: Settings, **overrides) -> Settings:
-    timing = {"job_lease_seconds": 1, "job_heartbeat_seconds": 0.2, "job_sweep_seconds": 0.2,
-              "job_concurrency": 1}
+    timing = {
+        "job_lease_seconds": 1,
+        "job_heartbeat_seconds": 0.2,
+        "job_sweep_seconds": 0.2,
+        "job_concurrency": 1,
+    }
     return Settings(**{**vars(settings), **timing, **overrides})
 
 
@@ -36,8 +40,13 @@ def run_with(store: JobStore, settings: Settings) -> Iterator[Callable[..., JobR
     runners: list[JobRunner] = []
 
     def start(body, **overrides) -> JobRunner:
-        runner = JobRunner(store, body, _fast_settings(settings, **overrides),
-                           worker_id=f"test:{len(runners)}", instance_id="test:0")
+        runner = JobRunner(
+            store,
+            body,
+            _fast_settings(settings, **overrides),
+            worker_id=f"test:{len(runners)}",
+            instance_id="test:0",
+        )
         runner.start()
         runners.append(runner)
         return runner
@@ -75,7 +84,9 @@ def test_a_job_failure_is_recorded_with_its_code(store, run_with):
     run_with(body)
     wait_for(lambda: _state(store, job_id) is JobState.FAILED)
     assert store.get(job_id).to_dict()["error"] == {
-        "code": "slate_not_found", "message": "no slate 'test-slate'"}
+        "code": "slate_not_found",
+        "message": "no slate 'test-slate'",
+    }
 
 
 def test_an_unexpected_exception_fails_the_job_without_a_traceback(store, run_with):

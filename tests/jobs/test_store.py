@@ -175,14 +175,22 @@ def test_release_instance_hands_back_only_that_instance(store):
 
 
 def test_idempotency_returns_the_original_or_a_conflict(store):
-    first = store.submit(new_job_id(), make_params(), request_id="r1", user_id="u",
-                         idempotency=("key-1", "fp-a"))
-    again = store.submit(new_job_id(), make_params(), request_id="r2", user_id="u",
-                         idempotency=("key-1", "fp-a"))
-    other = store.submit(new_job_id(), make_params(seed=9), request_id="r3", user_id="u",
-                         idempotency=("key-1", "fp-b"))
-    other_user = store.submit(new_job_id(), make_params(), request_id="r4", user_id="v",
-                              idempotency=("key-1", "fp-a"))
+    first = store.submit(
+        new_job_id(), make_params(), request_id="r1", user_id="u", idempotency=("key-1", "fp-a")
+    )
+    again = store.submit(
+        new_job_id(), make_params(), request_id="r2", user_id="u", idempotency=("key-1", "fp-a")
+    )
+    other = store.submit(
+        new_job_id(),
+        make_params(seed=9),
+        request_id="r3",
+        user_id="u",
+        idempotency=("key-1", "fp-b"),
+    )
+    other_user = store.submit(
+        new_job_id(), make_params(), request_id="r4", user_id="v", idempotency=("key-1", "fp-a")
+    )
     assert (again.status, again.job.id) == ("existing", first.job.id)
     assert (other.status, other.job.id) == ("conflict", first.job.id)
     assert other_user.status == "created" and other_user.job.id != first.job.id
@@ -195,8 +203,15 @@ def test_racing_identical_submissions_create_one_job(store):
 
     def submit() -> None:
         start.wait()
-        outcomes.append(store.submit(new_job_id(), make_params(), request_id=None,
-                                     user_id="u", idempotency=("race", "fp")))
+        outcomes.append(
+            store.submit(
+                new_job_id(),
+                make_params(),
+                request_id=None,
+                user_id="u",
+                idempotency=("race", "fp"),
+            )
+        )
 
     threads = [threading.Thread(target=submit) for _ in range(10)]
     for thread in threads:
@@ -229,8 +244,7 @@ def test_expired_jobs_leave_no_key_behind(redis_client: redis.Redis):
     assert store.mark_complete(done, job.attempt, "{}", duration_ms=1)
     job = _claim(store)
     assert store.mark_failed(failed, job.attempt, "x", "y", duration_ms=1)
-    store.submit(new_job_id(), make_params(), request_id=None, user_id="u",
-                 idempotency=("k", "fp"))
+    store.submit(new_job_id(), make_params(), request_id=None, user_id="u", idempotency=("k", "fp"))
     assert redis_client.exists(*(f"{KEY_PREFIX}job:{i}" for i in (done, failed, queued))) == 3
     time.sleep(SHORT_TTL_SECONDS + 0.2)
     store.sweep(max_lost_attempts=3)

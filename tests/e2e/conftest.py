@@ -1,0 +1,35 @@
+"""Fixtures for end-to-end tests: gunicorn instances on the real Redis and Neo4j."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from tests.e2e.harness import Gunicorn
+
+# Short timings so crash recovery and drains are observed in seconds, not minutes.
+FAST_JOB_TIMINGS = {
+    "JOB_LEASE_SECONDS": "3",
+    "JOB_HEARTBEAT_SECONDS": "0.5",
+    "JOB_SWEEP_SECONDS": "0.5",
+}
+
+
+@pytest.fixture
+def gunicorn(
+    service_env: dict[str, str], redis_client: redis.Redis, tmp_path, seeded_slates
+) -> Iterator[Callable[..., Gunicorn]]:
+    """Start gunicorn instances with extra environment; all are stopped after the test."""
+    instances: list[Gunicorn] = []
+
+    def start(wait: bool = True, **env: str) -> Gunicorn:
+        merged = {**service_env, "WEB_CONCURRENCY": "1", **FAST_JOB_TIMINGS, **env}
+        instance = Gunicorn(env=merged, log_dir=tmp_path).start(wait=wait)
+        instances.append(instance)
+        return instance
+
+    yield start
+    for instance in instances:
+        instance.stop()

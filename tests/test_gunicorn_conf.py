@@ -1,0 +1,54 @@
+"""gunicorn.conf.py: settings derived from the configuration, hooks guarded as documented."""
+
+from __future__ import annotations
+
+import importlib.util
+from types import ModuleType, SimpleNamespace
+
+import pytest
+
+from tests.e2e.harness import REPO_ROOT
+
+
+def _load_conf(monkeypatch, **env: str) -> ModuleType:
+    monkeypatch.setenv("NEO4J_PASSWORD", "unused")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location("gunicorn_conf", REPO_ROOT / "gunicorn.conf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_graceful_timeout_covers_the_job_drain(monkeypatch):
+    conf = _load_conf(monkeypatch, SHUTDOWN_TIMEOUT_SECONDS="90")
+    assert conf.graceful_timeout > 90
+    assert conf.worker_class == "gthread" and conf.wsgi_app == "app.wsgi:app"
+
+
+def test_bind_and_workers_come_from_the_environment(monkeypatch):
+    conf = _load_conf(monkeypatch, BIND="127.0.0.1:9123", WEB_CONCURRENCY="3")
+    assert conf.bind == ["127.0.0.1:9123"] and conf.workers == 3
+
+
+def test_logging_config_defines_both_gunicorn_loggers_without_propagation(monkeypatch):
+    conf = _load_conf(monkeypatch)
+    loggers = conf.logconfig_dict["loggers"]
+    for name in ("gunicorn.error", "gunicorn.access"):
+        assert loggers[name]["propagate"] is False and loggers[name]["handlers"]
+    assert {"formatters", "handlers", "root"} <= set(conf.logconfig_dict)
+
+
+def test_worker_exit_in_the_master_for_a_gone_worker_does_not_drain(monkeypatch):
+    conf = _load_conf(monkeypatch)
+    drained = []
+    monkeypatch.setattr(conf.lifecycle, "drain_worker", lambda *a, **k: drained.append(a))
+    gone = SimpleNamespace(pid=-1, wsgi=object(), notify=lambda: None)
+    conf.worker_exit(SimpleNamespace(), gone)
+    assert drained == []
+
+
+@pytest.mark.parametrize("variable", ["SHUTDOWN_TIMEOUT_SECONDS", "WEB_CONCURRENCY"])
+def test_a_bad_setting_stops_gunicorn_at_start(monkeypatch, variable):
+    with pytest.raises(ValueError, match=variable):
+        _load_conf(monkeypatch, **{variable: "not-a-number"})
