@@ -26,7 +26,13 @@ def test_defaults_match_the_documented_table():
 
 def test_values_are_read_from_the_environment():
     settings = Settings.from_env(
-        {**BASE, "JOB_CONCURRENCY": "0", "LOG_LEVEL": "debug", "LOG_FILE": "", "BIND": "0.0.0.0:9000"}
+        {
+            **BASE,
+            "JOB_CONCURRENCY": "0",
+            "LOG_LEVEL": "debug",
+            "LOG_FILE": "",
+            "BIND": "0.0.0.0:9000",
+        }
     )
     assert settings.job_concurrency == 0
     assert settings.log_level == "DEBUG"
@@ -70,10 +76,23 @@ def test_heartbeat_must_be_shorter_than_the_lease():
 
 
 def test_every_documented_variable_is_read():
-    for variable in ("REDIS_URL", "NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "JOB_TTL_SECONDS",
-                     "JOB_CONCURRENCY", "JOB_MAX_SCENARIOS", "SHUTDOWN_TIMEOUT_SECONDS",
-                     "DEPENDENCY_TIMEOUT_SECONDS", "LOG_LEVEL", "LOG_FILE", "LOG_MAX_BYTES",
-                     "LOG_BACKUP_COUNT", "BIND", "WEB_CONCURRENCY"):
+    for variable in (
+        "REDIS_URL",
+        "NEO4J_URI",
+        "NEO4J_USER",
+        "NEO4J_PASSWORD",
+        "JOB_TTL_SECONDS",
+        "JOB_CONCURRENCY",
+        "JOB_MAX_SCENARIOS",
+        "SHUTDOWN_TIMEOUT_SECONDS",
+        "DEPENDENCY_TIMEOUT_SECONDS",
+        "LOG_LEVEL",
+        "LOG_FILE",
+        "LOG_MAX_BYTES",
+        "LOG_BACKUP_COUNT",
+        "BIND",
+        "WEB_CONCURRENCY",
+    ):
         assert variable in VARIABLES
 
 

@@ -61,13 +61,18 @@ def _round(value: float) -> float:
     return round(float(value), DECIMALS)
 
 
-def _validate(slate: Mapping[str, Any], scenario_count: int, seed: int,
-              game_weight: float, team_weight: float) -> None:
-    if isinstance(scenario_count, bool) or not isinstance(scenario_count, int) or scenario_count < 1:
+def _validate(
+    slate: Mapping[str, Any], scenario_count: int, seed: int, game_weight: float, team_weight: float
+) -> None:
+    if (
+        isinstance(scenario_count, bool)
+        or not isinstance(scenario_count, int)
+        or scenario_count < 1
+    ):
         raise SimulationError("scenario_count must be a positive integer")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise SimulationError("seed must be a non-negative integer")
-    if not (0 <= game_weight and 0 <= team_weight and game_weight + team_weight < 1):
+    if not (game_weight >= 0 and team_weight >= 0 and game_weight + team_weight < 1):
         raise SimulationError("game_weight and team_weight must be >= 0 with a sum below 1")
     if not slate.get("players"):
         raise SimulationError(f"slate {slate.get('id')!r} has no players to simulate")
@@ -84,7 +89,9 @@ class _SlateArrays:
         for player in players:
             team, game = player.get("team_id"), player.get("game_id")
             if team not in teams:
-                raise SimulationError(f"player {player.get('id')!r} plays for unknown team {team!r}")
+                raise SimulationError(
+                    f"player {player.get('id')!r} plays for unknown team {team!r}"
+                )
             if game not in games:
                 raise SimulationError(f"player {player.get('id')!r} plays in unknown game {game!r}")
             if team_game[teams[team]] not in (-1, games[game]):
@@ -136,8 +143,14 @@ class _Accumulator:
         self.histogram += np.bincount(bins.ravel(), minlength=self.histogram.size)
 
 
-def _draw_chunk(seed: int, first_block: int, sizes: list[int], arrays: _SlateArrays,
-                game_weight: float, team_weight: float) -> np.ndarray:
+def _draw_chunk(
+    seed: int,
+    first_block: int,
+    sizes: list[int],
+    arrays: _SlateArrays,
+    game_weight: float,
+    team_weight: float,
+) -> np.ndarray:
     """Points of the scenarios of consecutive blocks, one generator per block."""
     own_weight = math.sqrt(1.0 - game_weight - team_weight)
     team_count = len(arrays.team_ids)
@@ -178,25 +191,30 @@ def _summaries(acc: _Accumulator, arrays: _SlateArrays, n: int) -> dict[str, Any
     variance = np.maximum(acc.total_squares / n - mean**2, 0.0)
     players = []
     for p, player_id in enumerate(arrays.ids):
-        histogram = acc.histogram[p * HISTOGRAM_BINS:(p + 1) * HISTOGRAM_BINS]
+        histogram = acc.histogram[p * HISTOGRAM_BINS : (p + 1) * HISTOGRAM_BINS]
         values = _percentiles(histogram, acc.top[p], acc.maximum[p], n)
-        players.append({
-            "id": player_id,
-            "mean": _round(mean[p]),
-            "std": _round(math.sqrt(variance[p])),
-            **{f"p{q}": _round(v) for q, v in zip(PERCENTILES, values, strict=True)},
-            "max": _round(acc.maximum[p]),
-            "value_target": _round(arrays.target[p]),
-            "p_value_target": _round(acc.hits[p] / n),
-        })
+        players.append(
+            {
+                "id": player_id,
+                "mean": _round(mean[p]),
+                "std": _round(math.sqrt(variance[p])),
+                **{f"p{q}": _round(v) for q, v in zip(PERCENTILES, values, strict=True)},
+                "max": _round(acc.maximum[p]),
+                "value_target": _round(arrays.target[p]),
+                "p_value_target": _round(acc.hits[p] / n),
+            }
+        )
     teams = []
-    for team_id, members, products in zip(arrays.team_ids, arrays.members, acc.team_products,
-                                          strict=True):
-        teams.append({
-            "id": team_id,
-            "mean_total": _round(mean[members].sum()),
-            "mean_pairwise_correlation": _mean_correlation(products, mean[members], n),
-        })
+    for team_id, members, products in zip(
+        arrays.team_ids, arrays.members, acc.team_products, strict=True
+    ):
+        teams.append(
+            {
+                "id": team_id,
+                "mean_total": _round(mean[members].sum()),
+                "mean_pairwise_correlation": _mean_correlation(products, mean[members], n),
+            }
+        )
     return {"players": players, "teams": teams}
 
 
@@ -240,14 +258,16 @@ def simulate(
     acc = _Accumulator(arrays)
     chunk = chunk_size or default_chunk_size(len(arrays.ids))
     blocks_per_chunk = max(1, chunk // BLOCK_SCENARIOS)
-    block_sizes = [min(BLOCK_SCENARIOS, scenario_count - start)
-                   for start in range(0, scenario_count, BLOCK_SCENARIOS)]
+    block_sizes = [
+        min(BLOCK_SCENARIOS, scenario_count - start)
+        for start in range(0, scenario_count, BLOCK_SCENARIOS)
+    ]
     for first in range(0, len(block_sizes), blocks_per_chunk):
-        sizes = block_sizes[first:first + blocks_per_chunk]
+        sizes = block_sizes[first : first + blocks_per_chunk]
         points = _draw_chunk(seed, first, sizes, arrays, game_weight, team_weight)
         row = 0
         for size in sizes:
-            acc.add_block(points[row:row + size], arrays)
+            acc.add_block(points[row : row + size], arrays)
             row += size
         acc.add_histogram(points)
     return {
