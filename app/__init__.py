@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -26,6 +27,8 @@ from app.slates.routes import blueprint as slates_blueprint
 from app.version import __version__
 
 __all__ = ["__version__", "create_app"]
+
+logger = logging.getLogger(__name__)
 
 # Largest request body accepted; a job submission is a few hundred bytes.
 MAX_CONTENT_LENGTH = 64 * 1024
@@ -74,4 +77,5 @@ def create_app(config: Settings | None = None) -> Flask:
     if settings.trusted_proxy_count:
         count = settings.trusted_proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)  # type: ignore[method-assign]
+    logger.info("app created", extra={"version": __version__, "settings": settings.redacted()})
     return app

@@ -76,8 +76,13 @@ neo4j_fetch() {
   command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Neo4j from Maven Central"
   say "fetching Neo4j $NEO4J_VERSION jars into $NEO4J_CACHE (once)"
   rm -rf "$NEO4J_CACHE/lib"
-  mvn -B -q -Dstyle.color=never -f scripts/neo4j-launcher/pom.xml -Dneo4j.version="$NEO4J_VERSION" \
-    dependency:copy-dependencies -DoutputDirectory="$NEO4J_CACHE/lib" </dev/null >&2
+  mkdir -p "$NEO4J_CACHE"
+  if ! mvn -B -q -f scripts/neo4j-launcher/pom.xml -Dneo4j.version="$NEO4J_VERSION" \
+    dependency:copy-dependencies -DoutputDirectory="$NEO4J_CACHE/lib" \
+    </dev/null >"$NEO4J_CACHE/mvn.log" 2>&1; then
+    tail -n 30 "$NEO4J_CACHE/mvn.log" >&2
+    die "could not fetch Neo4j from Maven Central"
+  fi
   touch "$NEO4J_CACHE/complete"
 }
 
