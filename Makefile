@@ -10,7 +10,7 @@ SERVICES := scripts/services.sh
 SERVICES_ENV := .run/services.env
 PYTEST_ARGS ?=
 
-.PHONY: help install services-up services-down services-status run seed test lint bench bench-sim clean
+.PHONY: help install tools services-up services-down services-status run seed test lint bench bench-sim clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ $(INSTALLED): setup.cfg setup.py requirements.txt requirements-dev.txt
 	touch $@
 
 install: $(INSTALLED) ## Create .venv and install the package with its test extras
+
+tools: ## Install nginx, HAProxy and wrk (Debian packages) for e2e tests and benchmarks
+	scripts/install-tools.sh
 
 services-up: ## Start the local Redis and Neo4j under .run/ (installs them when missing)
 	$(SERVICES) up
@@ -39,7 +42,7 @@ run: install ## Serve the app with gunicorn on 127.0.0.1:8000 (local services un
 seed: install ## Load the demo slates into Neo4j (idempotent)
 	scripts/run.sh seed
 
-test: install services-up ## Run the test suite against the real local Redis and Neo4j
+test: install tools services-up ## Run the test suite against the real local Redis and Neo4j
 	set -a && source $(SERVICES_ENV) && set +a && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install ## Lint with ruff
