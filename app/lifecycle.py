@@ -45,30 +45,42 @@ def _services(app: Flask) -> Services:
 def start_worker(app: Flask, *, instance_id: str) -> None:
     """Start the job threads of this worker and chain the shutdown signal handlers."""
     _services(app).runner.start(instance_id)
-    for signum in SHUTDOWN_SIGNALS:
-        _chain_signal(app, signum)
+    _chain_signals(app)
 
 
-def _chain_signal(app: Flask, signum: int) -> None:
-    previous = signal.getsignal(signum)
+def _chain_signals(app: Flask) -> None:
+    """Put our handler in front of gunicorn's for SIGTERM, SIGINT and SIGQUIT.
+
+    All three lead to gunicorn's graceful SIGTERM handler (which only flags the loop to stop).
+    gunicorn's own SIGINT/SIGQUIT handler shuts its thread pool down from inside the signal
+    handler, which deadlocks when the signal lands while the main thread is submitting to that
+    pool (a Ctrl-C right after a request hung the worker in our tests); and the contract is
+    the same drain for all three anyway.
+    """
+    graceful = signal.getsignal(signal.SIGTERM)
 
     def handler(received: int, frame: FrameType | None) -> None:
         begin_shutdown(app, reason=signal.Signals(received).name)
-        if callable(previous):
-            previous(received, frame)
+        if callable(graceful):
+            graceful(received, frame)
 
-    signal.signal(signum, handler)
+    for signum in SHUTDOWN_SIGNALS:
+        signal.signal(signum, handler)
 
 
 def begin_shutdown(app: Flask, *, reason: str) -> None:
-    """Refuse new jobs and stop claiming at once; remember when, for the drain deadline."""
+    """Refuse new jobs and stop claiming at once; remember when and why, for the drain.
+
+    Called from signal handlers, so it only sets flags: no logging, which could deadlock on a
+    lock the interrupted code holds. ``drain_worker`` logs the shutdown.
+    """
     svc = _services(app)
     if svc.shutting_down.is_set():
         return
     svc.shutdown_began_at = time.monotonic()
+    svc.shutdown_reason = reason
     svc.shutting_down.set()
     svc.runner.stop_claiming()
-    logger.info("shutdown begun: intake closed, draining", extra={"reason": reason})
 
 
 def drain_worker(app: Flask, *, heartbeat: Callable[[], Any] | None = None) -> list[str]:

@@ -42,6 +42,7 @@ class Services:
     started_at: float = field(default_factory=time.time)
     shutting_down: threading.Event = field(default_factory=threading.Event)
     shutdown_began_at: float | None = None  # time.monotonic() of the shutdown signal
+    shutdown_reason: str | None = None  # the signal's name, or "worker exit"
 
     @property
     def started_at_iso(self) -> str:

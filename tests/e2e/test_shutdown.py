@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import signal
 import threading
 import time
@@ -190,3 +191,12 @@ def test_a_reload_drains_the_old_workers_jobs(gunicorn, store):
     record = poll_job(server, job_id, {"complete", "failed"}, timeout=120)
     assert record["state"] == "complete" and record["attempts"] == 1
     assert "WORKER TIMEOUT" not in server.output()
+
+
+def test_ctrl_c_to_the_process_group_stops_cleanly(gunicorn):
+    server = gunicorn(WEB_CONCURRENCY="2")
+    server.request("GET", "/health")
+    started = time.monotonic()
+    os.killpg(server.process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    assert server.wait_exit(15) == 0
+    assert time.monotonic() - started < 3.0
