@@ -14,12 +14,14 @@ from app.config import Settings, redis_password
 from app.connections import create_neo4j_driver, create_redis
 from app.health.checks import ReadinessChecker
 from app.health.routes import blueprint as health_blueprint
+from app.jobs.cli import jobs_cli
 from app.jobs.routes import blueprint as jobs_blueprint
 from app.jobs.runner import JobRunner
 from app.jobs.service import JobService
 from app.jobs.simulation_job import simulation_job
 from app.jobs.store import JobStore
 from app.logging_setup import configure_logging
+from app.openapi import blueprint as openapi_blueprint
 from app.services import EXTENSION_KEY, Services, process_id
 from app.slates.cli import seed_command
 from app.slates.repository import SlateRepository
@@ -71,9 +73,10 @@ def create_app(config: Settings | None = None) -> Flask:
     app.extensions[EXTENSION_KEY] = build_services(settings)
     request_context.init_app(app)
     errors.register_error_handlers(app)
-    for blueprint in (health_blueprint, jobs_blueprint, slates_blueprint):
+    for blueprint in (health_blueprint, jobs_blueprint, slates_blueprint, openapi_blueprint):
         app.register_blueprint(blueprint)
     app.cli.add_command(seed_command)
+    app.cli.add_command(jobs_cli)
     if settings.trusted_proxy_count:
         count = settings.trusted_proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)  # type: ignore[method-assign]
