@@ -97,19 +97,30 @@ class StdoutHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stdout`` is when a record is emitted, not when configured.
 
     Test runners and process managers swap ``sys.stdout``; a handler bound to the old object
-    would write to a closed file.
+    would write to a closed file. CLI commands, whose stdout is their output, switch it to
+    ``sys.stderr`` with :func:`console_logs_to_stderr`.
     """
+
+    target = "stdout"
 
     def __init__(self) -> None:
         super().__init__(sys.stdout)
 
     @property  # type: ignore[override]
     def stream(self):
-        return sys.stdout
+        return getattr(sys, self.target)
 
     @stream.setter
     def stream(self, _value) -> None:
         pass
+
+
+def console_logs_to_stderr() -> None:
+    """Send console log lines to stderr, keeping stdout for a command's own output."""
+    for logger_name in ("", "gunicorn.error"):
+        for handler in logging.getLogger(logger_name).handlers:
+            if isinstance(handler, StdoutHandler):
+                handler.target = "stderr"
 
 
 class ProbeAccessFilter(logging.Filter):
@@ -186,3 +197,5 @@ def configure_logging(settings: Settings) -> None:
     if settings.log_file:
         os.makedirs(os.path.dirname(os.path.abspath(settings.log_file)), exist_ok=True)
     logging.config.dictConfig(build_logging_config(settings))
+    if os.environ.get("FLASK_RUN_FROM_CLI") == "true":  # set by the `flask` command
+        console_logs_to_stderr()
