@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the end-to-end tests and benchmarks drive for real: nginx and HAProxy in
-# front of gunicorn, wrk as the load generator. Installs only what is missing.
+# front of gunicorn, wrk as the load generator, curl for the README examples. Installs only
+# what is missing.
 set -euo pipefail
 missing=()
-for tool in nginx haproxy wrk; do
+for tool in nginx haproxy wrk curl; do
   command -v "$tool" >/dev/null || [[ -x "/usr/sbin/$tool" ]] || missing+=("$tool")
 done
 if ((${#missing[@]})); then
