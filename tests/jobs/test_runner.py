@@ -7,12 +7,14 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+import redis
 
 from app.config import Settings
 from app.jobs.ids import new_job_id
 from app.jobs.runner import JobDeferred, JobFailure, JobRunner
 from app.jobs.store import JobState, JobStore
 from tests.jobs.conftest import make_params
+from tests.redis_server import RedisServer
 
 
 def _fast_settings(settings: Settings, **overrides) -> Settings:
@@ -180,3 +182,40 @@ def test_after_stop_claiming_no_new_job_starts(store, run_with):
     job_id = _submit(store)
     time.sleep(0.5)
     assert _state(store, job_id) is JobState.PENDING
+
+
+def test_a_result_finished_during_a_redis_outage_lands_when_redis_is_back(settings, tmp_path):
+    server = RedisServer(tmp_path).start()
+    client = redis.Redis.from_url(
+        server.url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1
+    )
+    store = JobStore(client, ttl_seconds=3600)
+    job_id = _submit(store)
+    started, finish = threading.Event(), threading.Event()
+
+    def body(params):
+        started.set()
+        finish.wait(10)
+        return {"survived": True}
+
+    runner = JobRunner(
+        store,
+        body,
+        _fast_settings(settings, job_lease_seconds=30),
+        worker_id="test:outage",
+        instance_id="test:0",
+    )
+    runner.start()
+    try:
+        assert started.wait(10)
+        server.stop()  # Redis goes away while the job runs...
+        finish.set()  # ...and the job finishes: its write must be retried, not dropped
+        time.sleep(1.5)
+        assert runner.running_job_ids() == [job_id]
+        server.start()  # same port and data directory: the AOF brings the job back
+        wait_for(lambda: _state(store, job_id) is JobState.COMPLETE, timeout=20)
+        assert store.get(job_id).to_dict()["result"] == {"survived": True}
+    finally:
+        runner.drain(0)
+        client.close()
+        server.stop()
