@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from app import create_app
 from app.config import Settings
@@ -164,3 +165,30 @@ def test_passwords_never_appear_in_ready_bodies(settings, own_redis):
             assert secret not in body
     healthy.extensions["slatesim"].close()
     failing.extensions["slatesim"].close()
+
+
+def test_a_healthy_probe_reuses_its_connection_and_sends_three_pipelined_commands(
+    settings, own_redis
+):
+    application, client = _app(settings, redis_url=own_redis.url)
+    observer = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    assert client.get("/ready").status_code == 200  # warm-up: connects, reads the version once
+    observer.config_resetstat()
+    connections_before = observer.info("stats")["total_connections_received"]
+    probes = 5
+    for _ in range(probes):
+        assert client.get("/ready").status_code == 200
+    stats = observer.info("commandstats")
+    assert observer.info("stats")["total_connections_received"] == connections_before
+    for command in ("ping", "llen", "zcard"):
+        assert stats[f"cmdstat_{command}"]["calls"] == probes
+    others = set(stats) - {
+        "cmdstat_ping",
+        "cmdstat_llen",
+        "cmdstat_zcard",
+        "cmdstat_info",
+        "cmdstat_config",
+    }
+    assert not others, others
+    observer.close()
+    application.extensions["slatesim"].close()
