@@ -2,10 +2,12 @@
 
     python -m bench.bench_sim [--quick] [--json PATH]
 
-Figures are player-scenario draws per second on the football demo slate (about 500 players):
-the pipeline (draws, correlation, histograms, summaries) at 10k, 100k and 1M scenarios, next to
-the rate at which numpy's default generator draws float64 standard normals on this machine.
-Peak memory at 1M scenarios is tracemalloc's peak (numpy reports its buffers to it).
+Figures are player-scenario draws per second on the football demo slate (494 players, 13
+games): the whole pipeline (draws, correlation, histograms, summaries) at 10k, 100k and 1M
+scenarios, next to the rate at which numpy's default generator draws float64 standard normals
+in this process. Peak memory at 1M scenarios is tracemalloc's peak during a second 1M run
+(numpy reports its buffers to tracemalloc), so the timed run is not traced. A missed target is
+printed as a MISSED line; the exit status stays 0.
 """
 
 from __future__ import annotations
@@ -23,15 +25,19 @@ import numpy as np
 from app.slates.demo_data import demo_slates
 from app.slates.simulation import simulate
 
-# Pipeline speed relative to raw normal generation that the issue asks for.
+# Pipeline rate relative to numpy's raw normal rate that the simulation must reach.
 TARGET_RATIO = 0.3
-# Normals drawn per timing of the raw rate: large enough to swamp call overhead.
+# Normals per timing of the raw rate: enough to swamp the call overhead.
 RAW_DRAWS = 20_000_000
+# Timings per figure; the median is reported.
 REPEATS = 3
+# Scenario counts and how many timed runs each (1M once: it takes seconds).
+SIZES = ((10_000, REPEATS), (100_000, REPEATS), (1_000_000, 1))
 
 
-def _football() -> dict[str, Any]:
-    return next(slate for slate in demo_slates() if slate["id"].startswith("nfl"))
+def football_slate() -> dict[str, Any]:
+    """The seeded football demo slate, the largest one the service ships."""
+    return next(slate for slate in demo_slates() if slate["sport"] == "football")
 
 
 def raw_normal_rate() -> float:
@@ -47,59 +53,74 @@ def raw_normal_rate() -> float:
 
 def pipeline_rate(slate: dict[str, Any], scenarios: int, repeats: int) -> float:
     """Median player-scenario draws per second through ``simulate``."""
-    players = len(slate["players"])
     rates = []
     for seed in range(repeats):
         started = time.perf_counter()
         simulate(slate, scenarios, seed)
-        rates.append(scenarios * players / (time.perf_counter() - started))
+        rates.append(scenarios * len(slate["players"]) / (time.perf_counter() - started))
     return statistics.median(rates)
 
 
 def peak_memory_mb(slate: dict[str, Any], scenarios: int) -> float:
-    """tracemalloc's peak while simulating ``scenarios`` scenarios."""
+    """tracemalloc's peak, in MiB, while simulating ``scenarios`` scenarios."""
     tracemalloc.start()
-    simulate(slate, scenarios, 1)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak / 2**20
+    try:
+        simulate(slate, scenarios, 1)
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
 
 
-def main() -> None:
-    """Measure, print a table and MISSED lines, optionally write JSON; never fail."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="skip the 1M-scenario run")
-    parser.add_argument("--json", type=Path, help="write the figures to this file")
-    args = parser.parse_args()
-
-    slate = _football()
+def measure(quick: bool) -> dict[str, Any]:
+    """Every figure of the run, as written by ``--json``."""
+    slate = football_slate()
     raw = raw_normal_rate()
-    sizes = [(10_000, REPEATS), (100_000, REPEATS)] + ([] if args.quick else [(1_000_000, 1)])
     rows = []
-    for scenarios, repeats in sizes:
+    for scenarios, repeats in SIZES:
+        if quick and scenarios >= 1_000_000:
+            continue
         rate = pipeline_rate(slate, scenarios, repeats)
         rows.append({"scenarios": scenarios, "draws_per_s": rate, "ratio": rate / raw})
     figures: dict[str, Any] = {
+        "slate": slate["id"],
         "players": len(slate["players"]),
+        "numpy": np.__version__,
         "raw_normals_per_s": raw,
         "pipeline": rows,
+        "worst_ratio": min(row["ratio"] for row in rows),
+        "target_ratio": TARGET_RATIO,
     }
-    if not args.quick:
-        figures["peak_memory_mb_1m"] = peak_memory_mb(slate, 1_000_000)
+    if not quick:
+        figures["peak_tracemalloc_mb_1m"] = peak_memory_mb(slate, 1_000_000)
+    return figures
 
-    print(f"simulation, football demo slate ({figures['players']} players)")
-    print(f"  numpy raw standard normals: {raw / 1e6:8.1f} M/s")
+
+def report(figures: dict[str, Any]) -> None:
+    """The table, then a MISSED line when the target is not reached."""
+    print(f"simulation, {figures['slate']} ({figures['players']} players)")
+    raw = figures["raw_normals_per_s"] / 1e6
+    print(f"  numpy {figures['numpy']} raw standard normals (float64): {raw:8.1f} M/s")
     print(f"  {'scenarios':>10} {'draws/s':>12} {'ratio':>7}")
-    for row in rows:
+    for row in figures["pipeline"]:
         print(f"  {row['scenarios']:>10,} {row['draws_per_s'] / 1e6:10.1f} M {row['ratio']:7.2f}")
-    if "peak_memory_mb_1m" in figures:
-        print(f"  peak memory at 1M scenarios (tracemalloc): {figures['peak_memory_mb_1m']:.0f} MB")
-    worst = min(row["ratio"] for row in rows)
-    if worst < TARGET_RATIO:
-        print(f"MISSED: simulation pipeline ratio {worst:.2f} (target >= {TARGET_RATIO})")
+    if "peak_tracemalloc_mb_1m" in figures:
+        peak = figures["peak_tracemalloc_mb_1m"]
+        print(f"  peak memory at 1M scenarios (tracemalloc): {peak:.1f} MB")
+    if figures["worst_ratio"] < TARGET_RATIO:
+        print(f"MISSED: sim ratio {figures['worst_ratio']:.2f} < {TARGET_RATIO}")
+
+
+def main() -> None:
+    """Measure, report, optionally write JSON; a missed target does not fail the run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the 1M-scenario runs")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the figures here")
+    args = parser.parse_args()
+    figures = measure(args.quick)
+    report(figures)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2))
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -8,23 +8,35 @@ where ``g`` ~ N(0, 1) is shared by every player of a game (both teams: pace, ove
 ``t`` ~ N(0, 1) by teammates (a good day for the offence), ``e`` is the player's own term and
 rest = 1 - GAME_WEIGHT - TEAM_WEIGHT. Before the floor at 0, teammates are correlated by
 GAME_WEIGHT + TEAM_WEIGHT, opponents by GAME_WEIGHT, players of different games not at all.
+Both weights are keyword parameters of ``simulate``.
 
-Determinism. Draws come in fixed blocks of BLOCK_SCENARIOS scenarios, block ``b`` from its own
-generator seeded with ``(seed, b)``. Every floating-point reduction is done per block and the
-block totals are added in block order, so the result does not depend on ``chunk_size`` (how
-many blocks are drawn at once) nor on numpy's threads: the same inputs give byte-identical JSON.
+Determinism. Scenarios come in fixed blocks of BLOCK_SCENARIOS, block ``b`` drawn from its own
+generator seeded with ``(seed, b)`` in a fixed order. A chunk (``chunk_size``, whole blocks) is
+only how many blocks one team's vectorised passes handle at once: element-wise arithmetic does
+not depend on it, every floating-point reduction is done per block and the block totals are
+added in block order, and histograms are integer counts. Teammate products go through BLAS,
+whose result for one shape does not depend on its thread count. So the same slate,
+``scenario_count``, ``seed`` and weights give a byte-identical result whatever the chunk size
+and numpy's thread count, except ``duration_ms``: the run's wall time, the only field that
+varies between runs. Compare results without it.
 
-Memory. One block is drawn at a time by default (a chunk never holds more than CHUNK_BYTES of
-draws), into buffers reused from block to block, so 1,000,000 scenarios of a 500-player slate
-run in bounded memory; results are summaries whose size does not grow with ``scenario_count``.
+Memory. Draws are made and reduced team by team, a chunk at a time: by default a team's chunk
+is at most TEAM_CHUNK_BYTES, and no chunk holds more than CHUNK_BYTES (one block at least).
+The running totals are a few numbers and one histogram per player, so memory does not grow
+with ``scenario_count`` (1,000,000 scenarios of a 500-player slate peak at about 20 MB), nor
+does the result's size.
 
-Percentiles come from per-player histograms of HISTOGRAM_BINS equal bins over
-[0, projection + HISTOGRAM_SPAN * stddev] (higher values count in the last bin; the maximum is
-tracked exactly, and so is the mass at the floor: a percentile inside it is exactly 0),
-interpolated linearly inside the bin. The error of any percentile below the
-top bin is at most one bin width, (projection + HISTOGRAM_SPAN * stddev) / HISTOGRAM_BINS:
-0.04 points for a 20-point projection with a 7-point stddev. Counts are integers, so the
-histograms are exact whatever the chunking.
+Percentiles (approximate, bounded). Each player has a histogram of HISTOGRAM_BINS equal bins
+over (0, top], top = max(projection, 0) + HISTOGRAM_SPAN * stddev, plus a count of the
+scenarios at exactly 0 (the floor); values above ``top`` (probability < 1e-15 per draw) count
+in the last bin, and the maximum is tracked exactly. Percentile q is read at rank
+q/100 * scenario_count: inside the mass at 0 it is exactly 0, otherwise it is interpolated
+linearly inside the bin holding the order statistic of that rank, so it differs from numpy's
+``percentile(method="inverted_cdf")`` by less than one bin width, top / HISTOGRAM_BINS: about
+0.04 points for a 20-point projection with a 7-point stddev. (Numpy's default, linear method
+may also differ by part of the gap between neighbouring order statistics, which vanishes as
+the count grows.) Means, standard deviations, maxima, value-target rates and correlations
+are exact up to float64 rounding.
 """
 
 from __future__ import annotations
@@ -32,7 +44,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,19 +53,24 @@ import numpy as np
 GAME_WEIGHT = 0.10
 # Extra correlation of teammates on top of the game's.
 TEAM_WEIGHT = 0.25
-# Scenarios drawn from one generator; fixed, so results do not depend on chunking.
+# Scenarios drawn from one generator: fixed, so results do not depend on chunking.
 BLOCK_SCENARIOS = 4096
-# Upper bound of the draws held at once (float64 scenario x player matrix of one chunk).
+# Default draws of one team handled at once: small enough to stay in a core's L2 cache.
+TEAM_CHUNK_BYTES = 1024 * 1024
+# Upper bound of the draws held at once (a team's chunk plus the chunk's shared terms).
 CHUNK_BYTES = 64 * 1024 * 1024
 # Histogram resolution of each player's points; bounds the percentile error (see above).
 HISTOGRAM_BINS = 2048
 # The histogram covers projection + HISTOGRAM_SPAN standard deviations (P(beyond) < 1e-15).
 HISTOGRAM_SPAN = 8.0
-# "Value" in daily fantasy: points per 1,000 of salary; 5x is the usual bar for a good day.
+# Daily-fantasy "value": 5x means 5 points per 1,000 of salary, the usual bar for a good day.
 VALUE_MULTIPLIER = 5.0
+# The percentiles reported for every player.
 PERCENTILES = (10, 25, 50, 75, 90, 99)
 # Decimals kept in results, so serialisation is stable and compact.
 DECIMALS = 4
+# Histogram slots per player: the bins plus the count of scenarios at exactly 0.
+_SLOTS = HISTOGRAM_BINS + 1
 
 
 class SimulationError(ValueError):
@@ -61,210 +78,288 @@ class SimulationError(ValueError):
 
 
 def _round(value: float) -> float:
-    return round(float(value), DECIMALS)
+    """Fixed decimals for stable JSON; ``+ 0.0`` turns a rounded -0.0 into 0.0."""
+    return round(float(value), DECIMALS) + 0.0
 
 
-def _validate(
-    slate: Mapping[str, Any], scenario_count: int, seed: int, game_weight: float, team_weight: float
-) -> None:
-    if (
-        isinstance(scenario_count, bool)
-        or not isinstance(scenario_count, int)
-        or scenario_count < 1
-    ):
-        raise SimulationError("scenario_count must be a positive integer")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise SimulationError("seed must be a non-negative integer")
-    if not (game_weight >= 0 and team_weight >= 0 and game_weight + team_weight < 1):
-        raise SimulationError("game_weight and team_weight must be >= 0 with a sum below 1")
-    if not slate.get("players"):
-        raise SimulationError(f"slate {slate.get('id')!r} has no players to simulate")
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-class _SlateArrays:
-    """The slate as arrays: per-player projection, stddev, team index; per-team game index."""
-
-    def __init__(self, slate: Mapping[str, Any]) -> None:
-        games = {game["id"]: index for index, game in enumerate(slate.get("games", []))}
-        teams = {team["id"]: index for index, team in enumerate(slate.get("teams", []))}
-        team_game = [-1] * len(teams)
-        players: Sequence[Mapping[str, Any]] = slate["players"]
-        for player in players:
-            team, game = player.get("team_id"), player.get("game_id")
-            if team not in teams:
-                raise SimulationError(
-                    f"player {player.get('id')!r} plays for unknown team {team!r}"
-                )
-            if game not in games:
-                raise SimulationError(f"player {player.get('id')!r} plays in unknown game {game!r}")
-            if team_game[teams[team]] not in (-1, games[game]):
-                raise SimulationError(f"team {team!r} plays in two games of one slate")
-            team_game[teams[team]] = games[game]
-            if not (player["stddev"] >= 0 and math.isfinite(player["stddev"])):
-                raise SimulationError(f"player {player.get('id')!r} has an invalid stddev")
-            if not math.isfinite(player["projection"]):
-                raise SimulationError(f"player {player.get('id')!r} has an invalid projection")
-        # Players are kept sorted by team, so a team is a contiguous column range of the
-        # points matrix (no copy to correlate teammates); results go back in slate order.
-        order = sorted(range(len(players)), key=lambda i: teams[players[i]["team_id"]])
-        self.slate_order = np.argsort(order)  # slate index -> column
-        ordered = [players[i] for i in order]
-        self.ids = [player["id"] for player in players]
-        self.team_ids = list(teams)
-        self.projection = np.array([p["projection"] for p in ordered], dtype=np.float64)
-        self.stddev = np.array([p["stddev"] for p in ordered], dtype=np.float64)
-        self.target = np.array([p["salary"] / 1000 * VALUE_MULTIPLIER for p in ordered])
-        self.player_team = np.array([teams[p["team_id"]] for p in ordered], dtype=np.intp)
-        self.team_game = np.array([max(g, 0) for g in team_game], dtype=np.intp)
-        self.game_count = len(games)
-        bounds = np.searchsorted(self.player_team, np.arange(len(teams) + 1))
-        self.team_columns = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
-
-
-class _Accumulator:
-    """Per-player and per-team running totals, reduced block by block."""
-
-    def __init__(self, arrays: _SlateArrays) -> None:
-        count = len(arrays.ids)
-        self.total = np.zeros(count)
-        self.total_squares = np.zeros(count)
-        self.maximum = np.zeros(count)
-        self.hits = np.zeros(count, dtype=np.int64)
-        self.zeros = np.zeros(count, dtype=np.int64)
-        self.histogram = np.zeros(count * HISTOGRAM_BINS, dtype=np.int64)
-        self.team_products = [
-            np.zeros((c.stop - c.start, c.stop - c.start)) for c in arrays.team_columns
-        ]
-        self.top = arrays.projection.clip(0) + HISTOGRAM_SPAN * arrays.stddev + 1e-9
-        self.bin_scale = HISTOGRAM_BINS / self.top
-        self.offsets = np.arange(count, dtype=np.int64) * HISTOGRAM_BINS
-
-    def add_block(self, points: np.ndarray, arrays: _SlateArrays) -> None:
-        """Float reductions of one block: always the same shapes, so the same rounding."""
-        self.total += points.sum(axis=0)
-        self.total_squares += np.einsum("ij,ij->j", points, points)
-        np.maximum(self.maximum, points.max(axis=0), out=self.maximum)
-        self.hits += (points >= arrays.target).sum(axis=0)
-        self.zeros += (points == 0.0).sum(axis=0)
-        for products, columns in zip(self.team_products, arrays.team_columns, strict=True):
-            team = points[:, columns]
-            products += team.T @ team
-
-    def add_histogram(self, points: np.ndarray, bins: np.ndarray) -> None:
-        """Integer counts, exact whatever the chunking; ``bins`` is scratch space."""
-        np.multiply(points, self.bin_scale, out=points)
-        np.copyto(bins, points, casting="unsafe")
-        np.minimum(bins, HISTOGRAM_BINS - 1, out=bins)
-        bins += self.offsets
-        self.histogram += np.bincount(bins.ravel(), minlength=self.histogram.size)
-
-
-def _draw_into(
-    points: np.ndarray,
+def _check_parameters(
+    scenario_count: int,
     seed: int,
-    first_block: int,
-    sizes: list[int],
-    arrays: _SlateArrays,
+    chunk_size: int | None,
     game_weight: float,
     team_weight: float,
 ) -> None:
-    """Fill ``points`` with the scenarios of consecutive blocks, one generator per block."""
-    own_weight = math.sqrt(1.0 - game_weight - team_weight)
-    row = 0
-    for offset, size in enumerate(sizes):
-        rng = np.random.default_rng([seed, first_block + offset])
-        game = rng.standard_normal((size, max(arrays.game_count, 1)))
-        team = rng.standard_normal((size, len(arrays.team_ids)))
-        own = points[row : row + size]
-        rng.standard_normal(out=own)
-        shared = math.sqrt(team_weight) * team
-        shared += math.sqrt(game_weight) * game[:, arrays.team_game]
-        own *= own_weight
-        own += shared[:, arrays.player_team]
-        row += size
-    points *= arrays.stddev
-    points += arrays.projection
-    np.maximum(points, 0.0, out=points)
+    """Reject parameters the engine cannot honour, saying which and why."""
+    if not _is_integer(scenario_count) or scenario_count < 1:
+        raise SimulationError(f"scenario_count must be a positive integer, not {scenario_count!r}")
+    if not _is_integer(seed) or seed < 0:
+        raise SimulationError(f"seed must be a non-negative integer, not {seed!r}")
+    if chunk_size is not None and (not _is_integer(chunk_size) or chunk_size < 1):
+        raise SimulationError(f"chunk_size must be a positive integer, not {chunk_size!r}")
+    if not (game_weight >= 0 and team_weight >= 0 and game_weight + team_weight < 1):
+        raise SimulationError("game_weight and team_weight must be >= 0 with a sum below 1")
 
 
-def _percentiles(
-    histogram: np.ndarray, zeros: int, top: float, maximum: float, n: int
-) -> list[float]:
-    """Percentiles from a histogram whose first bin also holds the exact zeros (the floor).
+def _number(player: Mapping[str, Any], field: str, minimum: float = -math.inf) -> float:
+    """A finite numeric field of a player, or a SimulationError naming player and field."""
+    value = player.get(field)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SimulationError(f"player {player.get('id')!r} has an invalid {field}: {value!r}")
+    if value < minimum:
+        raise SimulationError(f"player {player.get('id')!r} has a negative {field}: {value!r}")
+    return float(value)
 
-    Ranks inside the mass at 0 are exactly 0; elsewhere the value is interpolated linearly
-    inside its bin, so the error is at most one bin width.
+
+def _positions(items: Iterable[Mapping[str, Any]], kind: str) -> dict[str, int]:
+    """Id -> position; a missing or repeated id would make results ambiguous, so it is refused."""
+    positions: dict[str, int] = {}
+    for item in items:
+        item_id = item.get("id")
+        if not isinstance(item_id, str) or not item_id:
+            raise SimulationError(f"a {kind} of the slate has no id: {item!r}")
+        if item_id in positions:
+            raise SimulationError(f"{kind} id {item_id!r} appears twice in the slate")
+        positions[item_id] = len(positions)
+    return positions
+
+
+def _team_games(
+    players: Sequence[Mapping[str, Any]],
+    teams: Mapping[str, int],
+    games: Sequence[Mapping[str, Any]],
+) -> np.ndarray:
+    """Each team's game index; checks every player's team and game exist and belong together."""
+    game_positions = _positions(games, "game")
+    team_game = np.zeros(len(teams), dtype=np.intp)
+    seen: dict[str, str] = {}  # team -> its game
+    for player in players:
+        name, team, game = player.get("id"), player.get("team_id"), player.get("game_id")
+        if team not in teams:
+            raise SimulationError(f"player {name!r} plays for unknown team {team!r}")
+        if game not in game_positions:
+            raise SimulationError(f"player {name!r} plays in unknown game {game!r}")
+        sides = (games[game_positions[game]].get("home"), games[game_positions[game]].get("away"))
+        if team not in sides or seen.setdefault(team, game) != game:
+            raise SimulationError(f"player {name!r}: team {team!r} does not play in game {game!r}")
+        team_game[teams[team]] = game_positions[game]
+    return team_game
+
+
+class _Plan:
+    """The slate as arrays, players sorted by team so a team is a contiguous row range.
+
+    Draws are held as ``d = scale * (points - projection)``: centred, which keeps sums of
+    squares well conditioned, and in histogram-bin units, which saves a pass per histogram.
+    Per-player constants are columns (players x 1) that broadcast over scenarios.
     """
-    counts = histogram.copy()
-    counts[0] -= zeros
-    cumulative = zeros + np.cumsum(counts)
-    width = top / HISTOGRAM_BINS
-    values = []
+
+    def __init__(self, slate: Mapping[str, Any], game_weight: float, team_weight: float) -> None:
+        players: Sequence[Mapping[str, Any]] = slate.get("players") or []
+        if not players:
+            raise SimulationError(f"slate {slate.get('id')!r} has no players to simulate")
+        self.ids = list(_positions(players, "player"))
+        games = slate.get("games") or []
+        teams = _positions(slate.get("teams") or [], "team")
+        self.team_ids = list(teams)
+        self.team_game = _team_games(players, teams, games)
+        self.game_count = len(games)
+        order = sorted(range(len(players)), key=lambda i: teams[players[i]["team_id"]])
+        ordered = [players[i] for i in order]
+        self.slate_order = np.argsort(order)  # slate position -> row
+        self._lay_out_teams([teams[p["team_id"]] for p in ordered])
+        self.projection = np.array([_number(p, "projection") for p in ordered])
+        salary = np.array([_number(p, "salary", minimum=0.0) for p in ordered])
+        self.target = salary / 1000 * VALUE_MULTIPLIER
+        self.weights = (math.sqrt(game_weight), math.sqrt(team_weight))
+        self.own_weight = math.sqrt(1.0 - game_weight - team_weight)
+        self._set_units(np.array([_number(p, "stddev", minimum=0.0) for p in ordered]))
+
+    def _lay_out_teams(self, team_of_row: list[int]) -> None:
+        """Row range of each team and each row's first slot in its team's histogram."""
+        sizes = np.bincount(team_of_row, minlength=len(self.team_ids))
+        starts = np.concatenate(([0], np.cumsum(sizes)))
+        self.team_rows = [slice(int(a), int(b)) for a, b in itertools.pairwise(starts)]
+        self.largest_team = int(sizes.max())
+        row_in_team = np.arange(len(team_of_row)) - np.repeat(starts[:-1], sizes)
+        self.base = (row_in_team * float(_SLOTS))[:, None]
+
+    def _set_units(self, stddev: np.ndarray) -> None:
+        """Per-player constants of ``d``, the centred bin-unit points (see the class doc)."""
+        top = np.maximum(self.projection, 0.0) + HISTOGRAM_SPAN * stddev
+        self.scale = HISTOGRAM_BINS / np.where(top > 0, top, 1.0)  # always-0 players: any scale
+        self.own_scale = (self.scale * stddev * self.own_weight)[:, None]
+        self.shift = (self.scale * self.projection)[:, None]  # d + shift: points in bin units
+        self.floor = -self.shift  # points >= 0
+        self.threshold = (self.scale * (self.target - self.projection))[:, None]
+
+    def shared(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Teams x scenarios common term of one block, in units of the own term's weight."""
+        game = rng.standard_normal((self.game_count, size))
+        team = rng.standard_normal((len(self.team_ids), size))
+        team *= self.weights[1]
+        team += self.weights[0] * game[self.team_game]
+        team /= self.own_weight
+        return team
+
+
+def _teams_of_chunk(
+    plan: _Plan, seed: int, first_block: int, count: int, size: int, space: np.ndarray
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Team by team, floored ``d`` of ``count`` blocks (blocks x team players x scenarios).
+
+    Each block's generator is drawn in a fixed order (games, teams, then players team by
+    team), so a block's numbers do not depend on the blocks drawn with it. The array lives in
+    ``space`` and is overwritten by the next team.
+    """
+    rngs = [np.random.default_rng([seed, first_block + i]) for i in range(count)]
+    shared = np.stack([plan.shared(rng, size) for rng in rngs])
+    for team, rows in enumerate(plan.team_rows):
+        shape = (count, rows.stop - rows.start, size)
+        draws = space[: math.prod(shape)].reshape(shape)
+        for rng, block in zip(rngs, draws, strict=True):
+            rng.standard_normal(out=block)
+        draws += shared[:, team, None, :]
+        draws *= plan.own_scale[rows]
+        np.maximum(draws, plan.floor[rows], out=draws)
+        yield team, draws
+
+
+def _add_in_order(total: np.ndarray, partials: np.ndarray) -> None:
+    """Add per-block partials one after another: the rounding never depends on chunking."""
+    for partial in partials:
+        total += partial
+
+
+class _Totals:
+    """Per-player and per-team running totals; float ones are reduced block by block."""
+
+    def __init__(self, plan: _Plan) -> None:
+        count = len(plan.ids)
+        self.plan = plan
+        self.total = np.zeros(count)
+        self.maximum = np.full(count, -np.inf)
+        self.hits = np.zeros(count, dtype=np.int64)
+        self.histogram = np.zeros((count, _SLOTS), dtype=np.int64)
+        self.products = [np.zeros((r.stop - r.start,) * 2) for r in plan.team_rows]
+
+    def add(self, team: int, draws: np.ndarray, index: np.ndarray) -> None:
+        """Reduce one team's chunk; overwrites ``draws``, ``index`` is scratch of its shape."""
+        rows = self.plan.team_rows[team]
+        _add_in_order(self.total[rows], draws.sum(axis=2))
+        _add_in_order(self.products[team], draws @ draws.transpose(0, 2, 1))
+        np.maximum(self.maximum[rows], draws.max(axis=(0, 2)), out=self.maximum[rows])
+        self.hits[rows] += np.count_nonzero(draws >= self.plan.threshold[rows], axis=(0, 2))
+        self._count(rows, draws, index)
+
+    def _count(self, rows: slice, draws: np.ndarray, index: np.ndarray) -> None:
+        """Histogram counts, integers so exact whatever the chunking.
+
+        Slots run backwards from ``base + HISTOGRAM_BINS`` (exactly 0 points), so that one
+        truncation puts a value in (k - 1, k] bin units into bin k.
+        """
+        base = self.plan.base[rows]
+        draws += self.plan.shift[rows]  # exactly 0 at the floor
+        np.subtract(base + HISTOGRAM_BINS, draws, out=draws)
+        np.maximum(draws, base, out=draws)  # beyond the top: last bin
+        np.copyto(index, draws, casting="unsafe")
+        counts = np.bincount(index.ravel(), minlength=(rows.stop - rows.start) * _SLOTS)
+        self.histogram[rows] += counts.reshape(-1, _SLOTS)
+
+
+def _percentiles(totals: _Totals, maximum: np.ndarray, n: int) -> np.ndarray:
+    """Players x PERCENTILES read from the histograms (method in the module docstring)."""
+    counts = totals.histogram[:, ::-1]  # slot 0: exactly 0 points, slot k: bin k
+    cumulative = np.cumsum(counts, axis=1)
+    rows = np.arange(len(counts))
+    columns = []
     for q in PERCENTILES:
-        rank = q / 100 * n
-        if rank <= zeros:
-            values.append(0.0)
-            continue
-        index = int(np.searchsorted(cumulative, rank, side="left"))
-        before = cumulative[index - 1] if index else zeros
-        inside = counts[index]
-        fraction = (rank - before) / inside if inside else 0.0
-        values.append(min(maximum, (index + fraction) * width))
-    return values
-
-
-def _summaries(acc: _Accumulator, arrays: _SlateArrays, n: int) -> dict[str, Any]:
-    mean = acc.total / n
-    variance = np.maximum(acc.total_squares / n - mean**2, 0.0)
-    players = []
-    for player_id, p in zip(arrays.ids, arrays.slate_order, strict=True):
-        histogram = acc.histogram[p * HISTOGRAM_BINS : (p + 1) * HISTOGRAM_BINS]
-        values = _percentiles(histogram, int(acc.zeros[p]), acc.top[p], acc.maximum[p], n)
-        players.append(
-            {
-                "id": player_id,
-                "mean": _round(mean[p]),
-                "std": _round(math.sqrt(variance[p])),
-                **{f"p{q}": _round(v) for q, v in zip(PERCENTILES, values, strict=True)},
-                "max": _round(acc.maximum[p]),
-                "value_target": _round(arrays.target[p]),
-                "p_value_target": _round(acc.hits[p] / n),
-            }
-        )
-    teams = []
-    for team_id, members, products in zip(
-        arrays.team_ids, arrays.team_columns, acc.team_products, strict=True
-    ):
-        teams.append(
-            {
-                "id": team_id,
-                "mean_total": _round(mean[members].sum()),
-                "mean_pairwise_correlation": _mean_correlation(products, mean[members], n),
-            }
-        )
-    return {"players": players, "teams": teams}
+        rank = q * n / 100  # exact when q * n is a multiple of 100
+        k = np.count_nonzero(cumulative < rank, axis=1)  # first slot reaching the rank
+        before = cumulative[rows, np.maximum(k - 1, 0)]
+        fraction = (rank - before) / np.maximum(counts[rows, k], 1)
+        columns.append(np.where(k == 0, 0.0, (k - 1 + fraction) / totals.plan.scale))
+    return np.minimum(np.stack(columns, axis=1), maximum[:, None])
 
 
 def _mean_correlation(products: np.ndarray, mean: np.ndarray, n: int) -> float | None:
-    size = len(mean)
-    if size < 2:
-        return None
+    """Mean Pearson correlation over teammate pairs; None without a pair that both vary."""
     covariance = products / n - np.outer(mean, mean)
-    scale = np.sqrt(np.clip(np.diag(covariance), 0, None))
-    valid = np.outer(scale, scale)
-    upper = np.triu_indices(size, k=1)
-    pairs = valid[upper] > 0
-    if not pairs.any():
+    spread = np.sqrt(np.maximum(np.diag(covariance), 0.0))
+    upper = np.triu_indices(len(mean), k=1)
+    scales = np.outer(spread, spread)[upper]
+    valid = scales > 0
+    if not valid.any():
         return None
-    correlation = covariance[upper][pairs] / valid[upper][pairs]
-    return _round(correlation.mean())
+    return _round(np.mean(covariance[upper][valid] / scales[valid]))
 
 
-def _block_sizes(scenario_count: int) -> list[int]:
+def _player_summaries(totals: _Totals, n: int) -> list[dict[str, Any]]:
+    """Per-player statistics in slate order, back in points."""
+    plan = totals.plan
+    mean_d = totals.total / n
+    squares = np.concatenate([np.diag(products) for products in totals.products])
+    mean = plan.projection + mean_d / plan.scale
+    std = np.sqrt(np.maximum(squares / n - mean_d**2, 0.0)) / plan.scale
+    maximum = plan.projection + totals.maximum / plan.scale
+    percentiles = _percentiles(totals, maximum, n)
     return [
-        min(BLOCK_SCENARIOS, scenario_count - start)
-        for start in range(0, scenario_count, BLOCK_SCENARIOS)
+        {
+            "id": player_id,
+            "mean": _round(mean[row]),
+            "std": _round(std[row]),
+            **{f"p{q}": _round(v) for q, v in zip(PERCENTILES, percentiles[row], strict=True)},
+            "max": _round(maximum[row]),
+            "value_target": _round(plan.target[row]),
+            "p_value_target": _round(totals.hits[row] / n),
+        }
+        for player_id, row in zip(plan.ids, plan.slate_order, strict=True)
     ]
+
+
+def _team_summaries(totals: _Totals, n: int) -> list[dict[str, Any]]:
+    """Per-team expected total and mean teammate correlation (None below two players)."""
+    plan = totals.plan
+    mean_d = totals.total / n
+    mean = plan.projection + mean_d / plan.scale
+    return [
+        {
+            "id": team_id,
+            "mean_total": _round(mean[rows].sum()),
+            "mean_pairwise_correlation": (
+                _mean_correlation(products, mean_d[rows], n) if len(products) >= 2 else None
+            ),
+        }
+        for team_id, rows, products in zip(
+            plan.team_ids, plan.team_rows, totals.products, strict=True
+        )
+    ]
+
+
+def _groups(scenario_count: int, blocks_per_chunk: int) -> Iterator[tuple[int, int, int]]:
+    """(first block, blocks, scenarios per block): full blocks chunk by chunk, then the rest."""
+    full, rest = divmod(scenario_count, BLOCK_SCENARIOS)
+    for first in range(0, full, blocks_per_chunk):
+        yield first, min(blocks_per_chunk, full - first), BLOCK_SCENARIOS
+    if rest:
+        yield full, 1, rest
+
+
+def _blocks_per_chunk(plan: _Plan, chunk_size: int | None) -> int:
+    """Whole blocks per chunk: ``chunk_size`` rounded down, or TEAM_CHUNK_BYTES' worth.
+
+    At least one, and never so many that a chunk's draws pass CHUNK_BYTES.
+    """
+    block_bytes = 8 * BLOCK_SCENARIOS
+    cap = CHUNK_BYTES // (block_bytes * (plan.largest_team + len(plan.team_ids)))
+    if chunk_size is None:
+        wanted = TEAM_CHUNK_BYTES // (block_bytes * plan.largest_team)
+    else:
+        wanted = chunk_size // BLOCK_SCENARIOS
+    return max(1, min(cap, wanted))
 
 
 def sample_points(
@@ -275,22 +370,21 @@ def sample_points(
     game_weight: float = GAME_WEIGHT,
     team_weight: float = TEAM_WEIGHT,
 ) -> np.ndarray:
-    """The raw scenario x player points that ``simulate`` summarises (same draws, same seed).
+    """Every scenario x player point that ``simulate`` summarises, for tests and analysis.
 
-    Columns follow the slate's player order. For analysis and tests of the model on small
-    counts: it holds every draw in memory.
+    Same seed, same draws; columns in the slate's player order. It holds every draw in
+    memory, so it is for small counts.
     """
-    _validate(slate, scenario_count, seed, game_weight, team_weight)
-    arrays = _SlateArrays(slate)
-    points = np.empty((scenario_count, len(arrays.ids)))
-    _draw_into(points, seed, 0, _block_sizes(scenario_count), arrays, game_weight, team_weight)
-    return points[:, arrays.slate_order]
-
-
-def blocks_per_chunk(player_count: int, chunk_size: int | None) -> int:
-    """Blocks drawn at once: one by default (cache-friendly), never over CHUNK_BYTES."""
-    cap = max(1, CHUNK_BYTES // (8 * max(player_count, 1) * BLOCK_SCENARIOS))
-    return max(1, min(cap, (chunk_size or BLOCK_SCENARIOS) // BLOCK_SCENARIOS))
+    _check_parameters(scenario_count, seed, None, game_weight, team_weight)
+    plan = _Plan(slate, game_weight, team_weight)
+    d = np.empty((len(plan.ids), scenario_count))
+    space = np.empty(plan.largest_team * min(scenario_count, BLOCK_SCENARIOS))
+    for first, count, size in _groups(scenario_count, 1):
+        columns = slice(first * BLOCK_SCENARIOS, first * BLOCK_SCENARIOS + size)
+        for team, draws in _teams_of_chunk(plan, seed, first, count, size, space):
+            d[plan.team_rows[team], columns] = draws[0]
+    points = (d + plan.shift) / plan.scale[:, None]
+    return points.T[:, plan.slate_order]
 
 
 def simulate(
@@ -302,32 +396,25 @@ def simulate(
     game_weight: float = GAME_WEIGHT,
     team_weight: float = TEAM_WEIGHT,
 ) -> dict[str, Any]:
-    """Simulate ``scenario_count`` scenarios of ``slate``; return per-player/team summaries.
+    """Simulate ``scenario_count`` scenarios of ``slate`` into per-player and team summaries.
 
-    ``chunk_size`` (scenarios drawn at once, whole blocks) changes memory and speed only.
-    Everything but ``duration_ms`` is a pure function of (slate, scenario_count, seed, weights).
+    ``chunk_size`` (scenarios handled at once, rounded down to whole blocks; sized from the
+    teams when None) changes memory and speed only. Everything but ``duration_ms`` is a pure
+    function of slate, count, seed and weights.
     """
     started = time.perf_counter()
-    _validate(slate, scenario_count, seed, game_weight, team_weight)
-    arrays = _SlateArrays(slate)
-    acc = _Accumulator(arrays)
-    sizes = _block_sizes(scenario_count)
-    per_chunk = blocks_per_chunk(len(arrays.ids), chunk_size)
-    rows = min(scenario_count, per_chunk * BLOCK_SCENARIOS)
-    points_buffer = np.empty((rows, len(arrays.ids)))
-    bins_buffer = np.empty((rows, len(arrays.ids)), dtype=np.int64)
-    for first in range(0, len(sizes), per_chunk):
-        chunk_sizes = sizes[first : first + per_chunk]
-        used = sum(chunk_sizes)
-        points = points_buffer[:used]
-        _draw_into(points, seed, first, chunk_sizes, arrays, game_weight, team_weight)
-        row = 0
-        for size in chunk_sizes:
-            acc.add_block(points[row : row + size], arrays)
-            row += size
-        acc.add_histogram(points, bins_buffer[:used])
+    _check_parameters(scenario_count, seed, chunk_size, game_weight, team_weight)
+    plan = _Plan(slate, game_weight, team_weight)
+    totals = _Totals(plan)
+    groups = list(_groups(scenario_count, _blocks_per_chunk(plan, chunk_size)))
+    capacity = plan.largest_team * max(count * size for _, count, size in groups)
+    space, index_space = np.empty(capacity), np.empty(capacity, dtype=np.intp)
+    for first, count, size in groups:
+        for team, draws in _teams_of_chunk(plan, seed, first, count, size, space):
+            totals.add(team, draws, index_space[: draws.size].reshape(draws.shape))
     return {
-        **_summaries(acc, arrays, scenario_count),
+        "players": _player_summaries(totals, scenario_count),
+        "teams": _team_summaries(totals, scenario_count),
         "scenario_count": scenario_count,
         "seed": seed,
         "duration_ms": _round((time.perf_counter() - started) * 1000),
