@@ -1,175 +1,357 @@
 #!/usr/bin/env bash
 # Local Redis and Neo4j for development and tests, installed and started from nothing.
-#   scripts/services.sh up|down|status [redis|neo4j]
-# Redis: Debian's redis-server (apt-get installs it when missing), data under .run/redis/.
-# Neo4j: Community 5.26 embedded with Bolt (scripts/neo4j-launcher), jars fetched once from
-# Maven Central into a cache outside the repository, data under .run/neo4j/.
-# `up` is idempotent and writes .run/services.env; `down` stops only what `up` started.
+#
+#   scripts/services.sh up|down|status [redis|neo4j]      (no service named = both)
+#
+# Redis: Debian's redis-server (apt-get installs it when missing), our own instance on
+#   127.0.0.1:$SLATESIM_REDIS_PORT (default 16379); data, log and pid file in .run/redis/.
+# Neo4j: Community 5.26 embedded with Bolt (scripts/neo4j-launcher), on
+#   127.0.0.1:$SLATESIM_NEO4J_BOLT_PORT (default 17687); data, log and pid file in .run/neo4j/.
+#   Its jars are fetched once from Maven Central into a cache outside the repository
+#   (${SLATESIM_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/slatesim}/neo4j-VERSION/lib). The neo4j
+#   user's password is generated on the first `up` and kept in .run/neo4j/password (mode 600).
+# `up` reuses what already runs, waits until both answer, and writes .run/services.env
+# (REDIS_URL, NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD) for any shell or test to `source`.
+# `down` stops only what `up` started (by pid file). `status` exits non-zero when one is down.
+#
+# Tuning: SLATESIM_NEO4J_HEAP (default 512m), SLATESIM_NEO4J_PAGECACHE_MB (default 128),
+# SLATESIM_START_TIMEOUT (seconds to wait for a service, default 120),
+# SLATESIM_STOP_TIMEOUT (seconds from SIGTERM to SIGKILL, default 60).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-RUN="$ROOT/.run"
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+RUN=$PWD/.run
+LAUNCHER=scripts/neo4j-launcher
+
 REDIS_PORT=${SLATESIM_REDIS_PORT:-16379}
 NEO4J_PORT=${SLATESIM_NEO4J_BOLT_PORT:-17687}
-NEO4J_VERSION=5.26.12
-NEO4J_CACHE=${SLATESIM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/slatesim}/neo4j-$NEO4J_VERSION
-# Memory for Neo4j, small enough to sit beside the test suite on a 2-core machine.
+# The Neo4j version is written in one place: the launcher's pom.xml.
+NEO4J_VERSION=$(sed -n 's:.*<neo4j.version>\(.*\)</neo4j.version>.*:\1:p' "$LAUNCHER/pom.xml")
+CACHE_DIR=${SLATESIM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/slatesim}
+NEO4J_LIB=$CACHE_DIR/neo4j-$NEO4J_VERSION/lib
+# Small enough to sit beside the test suite on a 2-core machine.
 NEO4J_HEAP=${SLATESIM_NEO4J_HEAP:-512m}
 NEO4J_PAGECACHE_MB=${SLATESIM_NEO4J_PAGECACHE_MB:-128}
-# Seconds to wait for a service to answer before giving up with its log.
-START_TIMEOUT=${SLATESIM_START_TIMEOUT:-180}
+START_TIMEOUT=${SLATESIM_START_TIMEOUT:-120}
+STOP_TIMEOUT=${SLATESIM_STOP_TIMEOUT:-60}
+
+REDIS_DIR=$RUN/redis
+REDIS_PID=$REDIS_DIR/redis.pid
+REDIS_LOG=$REDIS_DIR/redis.log
+NEO4J_DIR=$RUN/neo4j
+NEO4J_PID=$NEO4J_DIR/neo4j.pid
+NEO4J_LOG=$NEO4J_DIR/neo4j.log
+NEO4J_PASSWORD_FILE=$NEO4J_DIR/password
 
 say() { echo "services: $*" >&2; }
-die() { say "$*"; exit 1; }
+die() {
+  say "$*"
+  exit 1
+}
 
-alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# --- processes -------------------------------------------------------------------------------
+# pid_of PIDFILE PATTERN: the pid in PIDFILE when that process lives and its command line holds
+# PATTERN, so that a pid reused by an unrelated process is never taken for ours.
+pid_of() {
+  local pid
+  [[ -f "$1" ]] || return 1
+  pid=$(<"$1")
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2" || return 1
+  echo "$pid"
+}
+redis_pid() { pid_of "$REDIS_PID" redis-server; }
+neo4j_pid() { pid_of "$NEO4J_PID" "$LAUNCHER/Launcher.java"; }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-wait_for() {  # wait_for NAME LOG CHECK...
-  local name=$1 log=$2; shift 2
-  local deadline=$((SECONDS + START_TIMEOUT))
-  until "$@"; do
-    if ((SECONDS > deadline)); then
-      say "$name did not answer within ${START_TIMEOUT}s; last lines of $log:"
-      tail -n 30 "$log" >&2 || true
-      exit 1
-    fi
-    sleep 0.5
+# The port a running instance listens on, read from its command line: redis-server shows
+# "redis-server 127.0.0.1:PORT" (or its arguments), the launcher takes HOME PORT ... arguments.
+redis_port_of() {
+  local cmd
+  cmd=$(tr '\0' ' ' <"/proc/$1/cmdline")
+  if [[ "$cmd" =~ --port\ ([0-9]+) || "$cmd" =~ :([0-9]+) ]]; then
+    echo "${BASH_REMATCH[1]}"
+  else
+    echo unknown
+  fi
+}
+neo4j_port_of() {
+  local -a args
+  local i
+  mapfile -d '' args <"/proc/$1/cmdline"
+  for ((i = 0; i + 2 < ${#args[@]}; i++)); do
+    [[ "${args[i]}" == *Launcher.java ]] && echo "${args[i + 2]}" && return 0
   done
+  echo unknown
+}
+
+# shellcheck disable=SC2016 # $1 is the inner shell's argument
+port_open() { timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null; }
+
+log_tail() {
+  say "last lines of $1:"
+  tail -n 40 "$1" >&2 2>/dev/null || true
+}
+
+# wait_until NAME LOG PIDFN CHECKFN: poll CHECKFN until it succeeds; fail at once when the
+# process is gone, and after START_TIMEOUT seconds otherwise, both with the log's tail.
+wait_until() {
+  local name=$1 log=$2 pidfn=$3 check=$4
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until "$check"; do
+    if ! "$pidfn" >/dev/null; then
+      log_tail "$log"
+      die "$name exited while starting"
+    fi
+    if ((SECONDS >= deadline)); then
+      log_tail "$log"
+      die "$name did not answer within ${START_TIMEOUT}s (it still runs; see $log)"
+    fi
+    sleep 0.3
+  done
+}
+
+# stop NAME PIDFN PIDFILE: SIGTERM, wait up to STOP_TIMEOUT seconds, then SIGKILL.
+stop() {
+  local name=$1 pidfn=$2 file=$3 pid
+  if ! pid=$("$pidfn"); then
+    say "$name: not running"
+    rm -f "$file"
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + STOP_TIMEOUT))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "$name: still running after ${STOP_TIMEOUT}s, sending SIGKILL to pid $pid"
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  fi
+  rm -f "$file"
+  say "$name: stopped (pid $pid)"
+}
+
+# already_running NAME PID RUNNING_PORT WANTED_PORT: refuse to reuse an instance on another port.
+already_running() {
+  [[ "$3" == "$4" ]] ||
+    die "$1: already runs on port $3 (pid $2); 'scripts/services.sh down $1' first to move it to $4"
+  say "$1: already running (pid $2, port $4)"
+}
+
+as_root() {
+  if ((EUID == 0)); then "$@"; else sudo -n "$@"; fi
 }
 
 # --- Redis -----------------------------------------------------------------------------------
-redis_pid=$RUN/redis/redis.pid
-
 redis_install() {
-  command -v redis-server >/dev/null && return
-  say "installing redis-server with apt-get"
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return 0
+  say "redis: installing Debian's redis-server with apt-get"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq redis-server >/dev/null
+  if ! { as_root apt-get update -qq && as_root apt-get install -y -qq redis-server; } \
+    </dev/null >"$RUN/apt.log" 2>&1; then
+    log_tail "$RUN/apt.log"
+    die "redis: apt-get install redis-server failed"
+  fi
+  command -v redis-server >/dev/null || die "redis: redis-server is still not on PATH"
 }
 
-redis_ping() { [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; }
+redis_ping() {
+  [[ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]
+}
 
-redis_up() {
-  if alive "$redis_pid" && redis_ping; then
-    say "redis already running (pid $(cat "$redis_pid"), port $REDIS_PORT)"
-    return
+redis_start() {
+  local pid
+  if pid=$(redis_pid); then
+    already_running redis "$pid" "$(redis_port_of "$pid")" "$REDIS_PORT"
+    return 0
   fi
   redis_install
-  mkdir -p "$RUN/redis"
-  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes \
-    --dir "$RUN/redis" --appendonly yes --appendfsync everysec \
-    --maxmemory-policy noeviction --daemonize yes --pidfile "$redis_pid" \
-    --logfile "$RUN/redis/redis.log"
+  port_open "$REDIS_PORT" &&
+    die "redis: port $REDIS_PORT is taken by another process (set SLATESIM_REDIS_PORT)"
+  mkdir -p "$REDIS_DIR"
+  [[ -f "$REDIS_LOG" ]] && mv -f "$REDIS_LOG" "$REDIS_LOG.1"
+  # In the foreground of its own session, detached from this shell and from the lock (fd 9).
+  setsid redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes \
+    --dir "$REDIS_DIR" --appendonly yes --appendfsync everysec \
+    --maxmemory-policy noeviction --daemonize no --logfile "" \
+    </dev/null >"$REDIS_LOG" 2>&1 9>&- &
+  echo $! >"$REDIS_PID"
+  say "redis: starting (pid $!, port $REDIS_PORT)"
 }
 
-redis_wait() { wait_for redis "$RUN/redis/redis.log" redis_ping; }
+redis_wait() { wait_until redis "$REDIS_LOG" redis_pid redis_ping; }
 
 # --- Neo4j -----------------------------------------------------------------------------------
-neo4j_pid=$RUN/neo4j/neo4j.pid
-neo4j_password_file=$RUN/neo4j/password
-
+# Resolves the launcher's dependencies once and copies them into the cache (Maven keeps its
+# downloads in its own repository, ~/.m2 by default); later runs use the copied jars.
 neo4j_fetch() {
-  [[ -f "$NEO4J_CACHE/complete" ]] && return
-  command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Neo4j from Maven Central"
-  say "fetching Neo4j $NEO4J_VERSION jars into $NEO4J_CACHE (once)"
-  rm -rf "$NEO4J_CACHE/lib"
-  mkdir -p "$NEO4J_CACHE"
-  if ! mvn -B -q -f scripts/neo4j-launcher/pom.xml -Dneo4j.version="$NEO4J_VERSION" \
-    dependency:copy-dependencies -DoutputDirectory="$NEO4J_CACHE/lib" \
-    </dev/null >"$NEO4J_CACHE/mvn.log" 2>&1; then
-    tail -n 30 "$NEO4J_CACHE/mvn.log" >&2
-    die "could not fetch Neo4j from Maven Central"
+  [[ -f "$NEO4J_LIB/.complete" ]] && return 0
+  command -v mvn >/dev/null || die "neo4j: Maven (mvn) is needed to fetch Neo4j $NEO4J_VERSION"
+  say "neo4j: fetching Neo4j $NEO4J_VERSION jars from Maven Central into $NEO4J_LIB (once)"
+  local parent tmp
+  parent=$(dirname "$NEO4J_LIB")
+  mkdir -p "$parent"
+  tmp=$(mktemp -d "$parent/lib.partial.XXXXXX")
+  if ! mvn -B -q -f "$LAUNCHER/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$tmp" </dev/null >"$parent/mvn.log" 2>&1; then
+    rm -rf "$tmp"
+    log_tail "$parent/mvn.log"
+    die "neo4j: could not fetch Neo4j $NEO4J_VERSION from Maven Central"
   fi
-  touch "$NEO4J_CACHE/complete"
+  touch "$tmp/.complete"
+  rm -rf "$NEO4J_LIB"
+  mv "$tmp" "$NEO4J_LIB"
 }
 
-neo4j_up() {
-  if alive "$neo4j_pid" && port_open "$NEO4J_PORT"; then
-    say "neo4j already running (pid $(cat "$neo4j_pid"), bolt port $NEO4J_PORT)"
-    return
+neo4j_password() {
+  mkdir -p "$NEO4J_DIR"
+  if [[ ! -s "$NEO4J_PASSWORD_FILE" ]]; then
+    # 48 hex digits from the kernel's random source; never printed.
+    (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$NEO4J_PASSWORD_FILE")
   fi
-  command -v java >/dev/null || die "Java 17 is needed to run Neo4j"
-  neo4j_fetch
-  mkdir -p "$RUN/neo4j"
-  if [[ ! -s "$neo4j_password_file" ]]; then
-    (umask 077 && head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$neo4j_password_file")
-  fi
-  nohup java -Xms"$NEO4J_HEAP" -Xmx"$NEO4J_HEAP" -XX:+UseSerialGC \
-    -cp "$NEO4J_CACHE/lib/*" scripts/neo4j-launcher/Launcher.java \
-    "$RUN/neo4j/home" "$NEO4J_PORT" "$neo4j_password_file" "$NEO4J_PAGECACHE_MB" \
-    >"$RUN/neo4j/neo4j.log" 2>&1 </dev/null &
-  echo $! >"$neo4j_pid"
+  chmod 600 "$NEO4J_PASSWORD_FILE"
 }
 
-neo4j_ready() {
-  alive "$neo4j_pid" || { tail -n 30 "$RUN/neo4j/neo4j.log" >&2; die "neo4j exited"; }
-  grep -q "bolt listening" "$RUN/neo4j/neo4j.log" && port_open "$NEO4J_PORT"
+# A Bolt handshake: the magic 0x6060B017, then an offer of 5.8..5.0 and 4.4; a Bolt server
+# answers with the version it agrees on (00 00 minor major). The launcher opens Bolt only once
+# the password is set, so an answer means Neo4j is ready for clients.
+bolt_answers() {
+  local reply
+  # shellcheck disable=SC2016 # $1 is the inner shell's argument
+  reply=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf "\x60\x60\xb0\x17\x00\x08\x08\x05\x00\x00\x04\x04\x00\x00\x00\x00\x00\x00\x00\x00" >&3
+    head -c 4 <&3 | od -An -tx1' _ "$NEO4J_PORT" 2>/dev/null) || return 1
+  reply=${reply//[[:space:]]/}
+  [[ "$reply" =~ ^0000[0-9a-f]{2}0[45]$ ]]
 }
 
-neo4j_wait() { wait_for neo4j "$RUN/neo4j/neo4j.log" neo4j_ready; }
-
-# --- shared ----------------------------------------------------------------------------------
-stop_pidfile() {  # stop_pidfile NAME PIDFILE
-  local name=$1 file=$2
-  if ! alive "$file"; then
-    say "$name not running"
-    rm -f "$file"
-    return
-  fi
+neo4j_start() {
   local pid
-  pid=$(cat "$file")
-  kill "$pid"
-  for _ in $(seq 1 60); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.5
-  done
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-  rm -f "$file"
-  say "$name stopped (pid $pid)"
+  if pid=$(neo4j_pid); then
+    already_running neo4j "$pid" "$(neo4j_port_of "$pid")" "$NEO4J_PORT"
+    return 0
+  fi
+  command -v java >/dev/null || die "neo4j: Java 17 or newer is needed"
+  [[ -f "$NEO4J_LIB/.complete" ]] || die "neo4j: jars missing in $NEO4J_LIB"
+  port_open "$NEO4J_PORT" &&
+    die "neo4j: port $NEO4J_PORT is taken by another process (set SLATESIM_NEO4J_BOLT_PORT)"
+  neo4j_password
+  [[ -f "$NEO4J_LOG" ]] && mv -f "$NEO4J_LOG" "$NEO4J_LOG.1"
+  # The --add-opens and -D flags are those of Neo4j's own launcher (direct buffers, native file
+  # access, Netty); without them Neo4j falls back to slower paths and logs warnings.
+  setsid java -Xms"$NEO4J_HEAP" -Xmx"$NEO4J_HEAP" -XX:+UseSerialGC \
+    -XX:+ExitOnOutOfMemoryError -XX:-OmitStackTraceInFastThrow \
+    --add-opens=java.base/java.nio=ALL-UNNAMED \
+    --add-opens=java.base/java.io=ALL-UNNAMED \
+    --add-opens=java.base/sun.nio.ch=ALL-UNNAMED \
+    -Dio.netty.tryReflectionSetAccessible=true -Djdk.nio.maxCachedBufferSize=1024 \
+    -Dlog4j2.disable.jmx=true \
+    -cp "$NEO4J_LIB/*" "$LAUNCHER/Launcher.java" \
+    "$NEO4J_DIR/home" "$NEO4J_PORT" "$NEO4J_PASSWORD_FILE" "$NEO4J_PAGECACHE_MB" \
+    </dev/null >"$NEO4J_LOG" 2>&1 9>&- &
+  echo $! >"$NEO4J_PID"
+  say "neo4j: starting Neo4j $NEO4J_VERSION (pid $!, bolt port $NEO4J_PORT)"
 }
 
+neo4j_wait() { wait_until neo4j "$NEO4J_LOG" neo4j_pid bolt_answers; }
+
+# --- commands --------------------------------------------------------------------------------
 write_env() {
-  mkdir -p "$RUN"
-  local password=""
-  [[ -s "$neo4j_password_file" ]] && password=$(cat "$neo4j_password_file")
-  (umask 077 && cat >"$RUN/services.env" <<ENV
+  local password="" tmp
+  [[ -s "$NEO4J_PASSWORD_FILE" ]] && password=$(<"$NEO4J_PASSWORD_FILE")
+  tmp=$(mktemp "$RUN/services.env.XXXXXX") # mode 600: it holds the password
+  cat >"$tmp" <<ENV
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 export NEO4J_URI=bolt://127.0.0.1:$NEO4J_PORT
 export NEO4J_USER=neo4j
 export NEO4J_PASSWORD=$password
 ENV
-)
+  mv -f "$tmp" "$RUN/services.env"
+}
+
+up() {
+  local redis=$1 neo4j=$2 fetch=""
+  if ((neo4j)) && ! neo4j_pid >/dev/null && [[ ! -f "$NEO4J_LIB/.complete" ]]; then
+    # A cold cache: fetch the jars while Redis installs and starts.
+    neo4j_fetch &
+    fetch=$!
+  fi
+  if ((redis)); then redis_start; fi
+  if [[ -n $fetch ]]; then wait "$fetch" || exit 1; fi
+  if ((neo4j)); then neo4j_start; fi
+  if ((redis)); then
+    redis_wait
+    say "redis: ready on 127.0.0.1:$REDIS_PORT"
+  fi
+  if ((neo4j)); then
+    neo4j_wait
+    say "neo4j: ready on bolt://127.0.0.1:$NEO4J_PORT (user neo4j)"
+  fi
+  write_env
+  say "settings in .run/services.env (source it)"
+}
+
+down() {
+  if (($2)); then stop neo4j neo4j_pid "$NEO4J_PID"; fi
+  if (($1)); then stop redis redis_pid "$REDIS_PID"; fi
 }
 
 status() {
-  local code=0
-  if alive "$redis_pid" && redis_ping; then
-    say "redis: running, pid $(cat "$redis_pid"), 127.0.0.1:$REDIS_PORT, data $RUN/redis"
-  else
-    say "redis: down"; code=1
+  local code=0 pid port version
+  if (($1)); then
+    if pid=$(redis_pid); then
+      port=$(redis_port_of "$pid")
+      if [[ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == PONG ]]; then
+        say "redis: running, pid $pid, 127.0.0.1:$port, data $REDIS_DIR"
+      else
+        say "redis: pid $pid runs but 127.0.0.1:$port does not answer"
+        code=1
+      fi
+    else
+      say "redis: down"
+      code=1
+    fi
   fi
-  if alive "$neo4j_pid" && port_open "$NEO4J_PORT"; then
-    say "neo4j: running, pid $(cat "$neo4j_pid"), bolt 127.0.0.1:$NEO4J_PORT, data $RUN/neo4j"
-  else
-    say "neo4j: down"; code=1
+  if (($2)); then
+    if pid=$(neo4j_pid); then
+      port=$(neo4j_port_of "$pid")
+      version=$(sed -n 's/^launcher: ready, \([^,]*\),.*/\1/p' "$NEO4J_LOG" 2>/dev/null | tail -n 1)
+      if NEO4J_PORT=$port bolt_answers; then
+        say "neo4j: running, pid $pid, bolt://127.0.0.1:$port," \
+          "data $NEO4J_DIR/home${version:+, $version}"
+      else
+        say "neo4j: pid $pid runs but bolt 127.0.0.1:$port does not answer"
+        code=1
+      fi
+    else
+      say "neo4j: down"
+      code=1
+    fi
   fi
   return $code
 }
 
-command=${1:-status}
-which=${2:-all}
-case "$command:$which" in
-  up:all)
-    redis_up; neo4j_up; redis_wait; neo4j_wait; write_env
-    say "up: redis 127.0.0.1:$REDIS_PORT, neo4j bolt 127.0.0.1:$NEO4J_PORT (.run/services.env)" ;;
-  up:redis) redis_up; redis_wait; write_env ;;
-  up:neo4j) neo4j_up; neo4j_wait; write_env ;;
-  down:all) stop_pidfile neo4j "$neo4j_pid"; stop_pidfile redis "$redis_pid" ;;
-  down:redis) stop_pidfile redis "$redis_pid" ;;
-  down:neo4j) stop_pidfile neo4j "$neo4j_pid" ;;
-  status:*) status ;;
-  *) die "usage: scripts/services.sh up|down|status [redis|neo4j]" ;;
+usage() { die "usage: scripts/services.sh up|down|status [redis|neo4j]"; }
+
+(($# >= 1 && $# <= 2)) || usage
+case "${2:-both}" in
+  both) services=(1 1) ;;
+  redis) services=(1 0) ;;
+  neo4j) services=(0 1) ;;
+  *) usage ;;
+esac
+[[ -n "$NEO4J_VERSION" ]] || die "no <neo4j.version> in $LAUNCHER/pom.xml"
+
+case "$1" in
+  up | down)
+    mkdir -p "$RUN"
+    # One `up` or `down` at a time (two test runs may start together). The services are
+    # started with fd 9 closed, so they never hold this lock themselves.
+    exec 9>"$RUN/.lock"
+    if ! flock -n 9; then
+      say "waiting for another services.sh up/down to finish"
+      flock -w $((START_TIMEOUT + STOP_TIMEOUT + 600)) 9 || die "$RUN/.lock is still held"
+    fi
+    "$1" "${services[@]}"
+    ;;
+  status) status "${services[@]}" ;;
+  *) usage ;;
 esac
