@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from tests.e2e.harness import Gunicorn
+from tests.e2e.harness import Gunicorn, free_port
 
 # Short timings so crash recovery and drains are observed in seconds, not minutes.
 FAST_JOB_TIMINGS = {
@@ -21,14 +21,17 @@ FAST_JOB_TIMINGS = {
 def gunicorn(
     service_env: dict[str, str], redis_client: redis.Redis, tmp_path, seeded_slates
 ) -> Iterator[Callable[..., Gunicorn]]:
-    """Start gunicorn instances with extra environment; all are stopped after the test."""
+    """Start gunicorn instances with extra environment; all are stopped after the test.
+
+    ``port`` restarts an instance where a load balancer expects it; by default a free one.
+    """
     instances: list[Gunicorn] = []
 
-    def start(wait: bool = True, **env: str) -> Gunicorn:
+    def start(wait: bool = True, port: int | None = None, **env: str) -> Gunicorn:
         merged = {**service_env, "WEB_CONCURRENCY": "1", **FAST_JOB_TIMINGS, **env}
-        instance = Gunicorn(env=merged, log_dir=tmp_path).start(wait=wait)
-        instances.append(instance)
-        return instance
+        instance = Gunicorn(env=merged, log_dir=tmp_path, port=port or free_port())
+        instances.append(instance)  # before start: one that fails to serve is stopped too
+        return instance.start(wait=wait)
 
     yield start
     for instance in instances:

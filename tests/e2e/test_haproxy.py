@@ -1,0 +1,356 @@
+"""deploy/haproxy.cfg in front of two real gunicorn instances: readiness routing and drains.
+
+The instances share a Redis of this test's own, so stopping it takes both out of rotation
+without touching the shared one. The test runs the shipped file with only its ports moved and
+the admin socket it describes added, through which the test reads and sets server states.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import REPO_ROOT, Gunicorn, free_port, poll_job, request
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.e2e
+
+HAPROXY_CFG = REPO_ROOT / "deploy" / "haproxy.cfg"
+# The example's frontend and server addresses, each replaced by a free loopback port.
+EXAMPLE_BIND = "bind :8080"
+EXAMPLE_SERVERS = {"app1": "127.0.0.1:8001", "app2": "127.0.0.1:8002"}
+BACKEND = "slatesim"
+SMALL_JOB = {"slate_id": "nba-2026-11-28-main", "scenario_count": 2000}
+# Long enough for `fall` (2) failed checks at `inter` (1 s), each up to `timeout check`.
+STATE_TIMEOUT = 15.0
+# A UUID: HAProxy's X-Request-ID when the client sent none.
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# The load client's pace and its bound on attempts of one logical submission.
+SUBMIT_INTERVAL = 0.05
+MAX_ATTEMPTS = 50
+
+
+def haproxy_binary() -> str:
+    """The haproxy executable (Debian puts it in /usr/sbin)."""
+    binary = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
+    if binary is None:
+        pytest.fail("haproxy is not installed: `make tools` installs it")
+    return binary
+
+
+def render_config(port: int, server_ports: dict[str, int], admin_socket: Path) -> str:
+    """deploy/haproxy.cfg on the given loopback ports, with the admin socket it describes."""
+    text = HAPROXY_CFG.read_text()
+    assert text.count(EXAMPLE_BIND) == 1, f"{HAPROXY_CFG} no longer has `{EXAMPLE_BIND}`"
+    text = text.replace(EXAMPLE_BIND, f"bind 127.0.0.1:{port}")
+    for name, address in EXAMPLE_SERVERS.items():
+        line = f"server {name} {address}"
+        assert text.count(line) == 1, f"{HAPROXY_CFG} no longer has `{line}`"
+        text = text.replace(line, f"server {name} 127.0.0.1:{server_ports[name]}")
+    assert text.count("\nglobal\n") == 1
+    socket_line = f"    stats socket {admin_socket} mode 600 level admin\n"
+    return text.replace("\nglobal\n", f"\nglobal\n{socket_line}")
+
+
+@dataclass
+class HAProxy:
+    """HAProxy in the foreground (-db), its files under ``directory``."""
+
+    directory: Path
+    server_ports: dict[str, int]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def admin_socket(self) -> Path:
+        """The runtime API socket the test adds to the example."""
+        return self.directory / "haproxy.sock"
+
+    def start(self) -> HAProxy:
+        """Write the configuration, validate it with -c, run HAProxy, wait for its socket."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        config = self.directory / "haproxy.cfg"
+        config.write_text(render_config(self.port, self.server_ports, self.admin_socket))
+        checked = subprocess.run(
+            [haproxy_binary(), "-c", "-f", str(config)], capture_output=True, text=True
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        with open(self.directory / "haproxy.out", "ab") as out:
+            self.process = subprocess.Popen(
+                [
+                    haproxy_binary(),
+                    "-db",
+                    "-f",
+                    str(config),
+                    "-p",
+                    str(self.directory / "haproxy.pid"),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + 10
+        while not self.admin_socket.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"HAProxy did not start:\n{self.output()}")
+            time.sleep(0.05)
+        return self
+
+    def output(self) -> str:
+        """What HAProxy wrote: warnings, and one line per request."""
+        path = self.directory / "haproxy.out"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def command(self, line: str) -> str:
+        """One runtime API command; its whole answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.admin_socket))
+            sock.sendall(line.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def stats(self) -> dict[str, dict[str, str]]:
+        """`show stat` of the backend's servers, by server name."""
+        lines = self.command("show stat").lstrip("# ").splitlines()
+        return {
+            row["svname"]: row
+            for row in csv.DictReader(line for line in lines if line)
+            if row["pxname"] == BACKEND and row["svname"] in EXAMPLE_SERVERS
+        }
+
+    def wait_for(self, expected: dict[str, str], timeout: float = STATE_TIMEOUT) -> None:
+        """Block until the named servers have the given status (UP, DOWN, DRAIN)."""
+        self.wait_until(
+            lambda rows: all(rows[name]["status"] == status for name, status in expected.items()),
+            f"status {expected}",
+            timeout,
+        )
+
+    def wait_until(
+        self,
+        condition: Callable[[dict[str, dict[str, str]]], bool],
+        description: str,
+        timeout: float = STATE_TIMEOUT,
+    ) -> None:
+        """Block until ``condition`` holds for the servers' `show stat` rows."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.stats()
+            if condition(rows):
+                return
+            if time.monotonic() > deadline:
+                states = {name: row["status"] for name, row in rows.items()}
+                raise AssertionError(f"no {description} after {timeout}s: {states}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stop HAProxy (SIGTERM), SIGKILL if it lingers."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+@dataclass
+class Stack:
+    """Two instances on a private Redis behind HAProxy; ``restart`` keeps an instance's port."""
+
+    redis: RedisServer
+    instances: dict[str, Gunicorn]
+    haproxy: HAProxy
+    start_instance: Callable[[int | None], Gunicorn]
+
+    def restart(self, name: str, *, drain_first: bool) -> None:
+        """One rolling-restart step: SIGTERM, a new instance on the same port, back in rotation.
+
+        ``drain_first`` takes the instance out of HAProxy's rotation through the runtime API
+        before the signal and puts the new one back after its checks pass, as
+        deploy/haproxy.cfg describes; without it HAProxy learns of the restart by itself.
+        """
+        server = f"{BACKEND}/{name}"
+        old = self.instances[name]
+        if drain_first:
+            self.haproxy.command(f"set server {server} state drain")
+            self.haproxy.wait_until(lambda rows: rows[name]["scur"] == "0", f"idle {name}")
+        old.signal(signal.SIGTERM)
+        assert old.wait_exit(60) == 0
+        self.haproxy.wait_for({name: "DOWN"})
+        self.instances[name] = self.start_instance(old.port)
+        if drain_first:
+            self.haproxy.wait_for({name: "DRAIN"})  # checks pass, still out of rotation
+            self.haproxy.command(f"set server {server} state ready")
+        self.haproxy.wait_for({name: "UP"})
+
+
+@pytest.fixture
+def stack(gunicorn, tmp_path) -> Iterator[Stack]:
+    """The example HAProxy in front of two gunicorn instances sharing a private Redis."""
+    redis_server = RedisServer(tmp_path / "redis")
+    redis_server.directory.mkdir()
+    redis_server.start()
+
+    def start_instance(port: int | None = None) -> Gunicorn:
+        return gunicorn(port=port, REDIS_URL=redis_server.url, TRUSTED_PROXY_COUNT="1")
+
+    built: Stack | None = None
+    try:
+        instances = {name: start_instance() for name in EXAMPLE_SERVERS}
+        ports = {name: instance.port for name, instance in instances.items()}
+        haproxy = HAProxy(tmp_path / "haproxy", ports)
+        built = Stack(redis_server, instances, haproxy, start_instance)
+        haproxy.start().wait_for(dict.fromkeys(EXAMPLE_SERVERS, "UP"))
+        yield built
+    finally:
+        if built is not None:
+            built.haproxy.stop()
+            for instance in built.instances.values():
+                instance.stop()  # before Redis goes, so their drain can still reach it
+        redis_server.stop()
+
+
+def test_the_example_configuration_is_valid_as_shipped():
+    checked = subprocess.run(
+        [haproxy_binary(), "-c", "-f", str(HAPROXY_CFG)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "WARNING" not in checked.stdout + checked.stderr
+
+
+def test_requests_through_haproxy_reach_both_ready_instances(stack):
+    assert request(stack.haproxy.port, "GET", "/ready").status == 200
+    health = request(stack.haproxy.port, "GET", "/health")
+    assert health.status == 200 and UUID.match(health.headers["x-request-id"])
+    ids = [f"lb-spread-{n}" for n in range(4)]
+    for request_id in ids:
+        listed = request(
+            stack.haproxy.port, "GET", "/jobs?limit=1", headers={"X-Request-ID": request_id}
+        )
+        assert listed.status == 200 and listed.headers["x-request-id"] == request_id
+    deadline = time.monotonic() + 5  # gunicorn writes the access line just after the response
+    for instance in stack.instances.values():
+        while not any(f'"request_id": "{id_}"' in instance.log_file.read_text() for id_ in ids):
+            assert time.monotonic() < deadline, f"no request reached port {instance.port}"
+            time.sleep(0.05)
+
+
+def test_without_redis_both_instances_leave_rotation_and_return_with_it(stack):
+    stack.redis.stop()
+    stack.haproxy.wait_for(dict.fromkeys(EXAMPLE_SERVERS, "DOWN"))
+    refused = request(stack.haproxy.port, "GET", "/health")
+    assert refused.status == 503
+    assert "retry-after" not in refused.headers and "x-request-id" not in refused.headers
+    assert b"No server is available" in refused.body  # HAProxy's own page, not the app's
+    stack.redis.start()
+    stack.haproxy.wait_for(dict.fromkeys(EXAMPLE_SERVERS, "UP"))
+    assert request(stack.haproxy.port, "GET", "/ready").status == 200
+
+
+@dataclass
+class SubmitLoad:
+    """A client submitting jobs through the load balancer at a steady pace, retrying safely.
+
+    Every logical submission has its own Idempotency-Key, kept across its retries, so a retry
+    can never create a second job. ``retry_on`` says which answers the client retries.
+    """
+
+    port: int
+    retry_on: frozenset[int]
+    accepted: dict[str, str] = field(default_factory=dict)
+    retried: list[object] = field(default_factory=list)
+    errors: list[object] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        """Submit until stopped."""
+        seed = 0
+        while not self.stop.is_set():
+            seed += 1
+            self.submit({**SMALL_JOB, "seed": seed}, f"rolling-{uuid.uuid4().hex}")
+            time.sleep(SUBMIT_INTERVAL)
+
+    def submit(self, body: dict, key: str) -> None:
+        """One logical submission, retried while the answer is one of ``retry_on``."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                response = request(
+                    self.port, "POST", "/jobs", body, headers={"Idempotency-Key": key}, timeout=10
+                )
+            except OSError as error:
+                self.errors.append(repr(error))
+                return
+            if response.status in (200, 202):
+                self.accepted[key] = response.body["id"]
+                return
+            refused_without_retry_after = (
+                response.status == 503 and "retry-after" not in response.headers
+            )
+            if response.status not in self.retry_on or refused_without_retry_after:
+                self.errors.append((response.status, response.headers, response.body))
+                return
+            self.retried.append(response.status)
+            time.sleep(0.1)
+        self.errors.append(f"{key} still refused after {MAX_ATTEMPTS} attempts")
+
+
+def rolling_restart_under_load(stack: Stack, load: SubmitLoad, *, drain_first: bool) -> None:
+    """Restart app1, then app2, while ``load`` submits through HAProxy."""
+    client = threading.Thread(target=load.run)
+    client.start()
+    try:
+        time.sleep(0.5)
+        for name in EXAMPLE_SERVERS:
+            stack.restart(name, drain_first=drain_first)
+            time.sleep(0.5)
+    finally:
+        load.stop.set()
+        client.join(60)
+
+
+def assert_every_accepted_job_completes_once(stack: Stack, load: SubmitLoad) -> None:
+    """Each logical submission made exactly one job, and every job completed."""
+    assert len(load.accepted) > 20
+    assert len(set(load.accepted.values())) == len(load.accepted)
+    survivor = stack.instances["app2"]
+    for job_id in load.accepted.values():
+        assert poll_job(survivor, job_id, {"complete", "failed"})["state"] == "complete"
+    stored, path = 0, "/jobs?limit=100"
+    while path:
+        page = request(stack.haproxy.port, "GET", path).body
+        stored += len(page["jobs"])
+        path = page["next_cursor"] and f"/jobs?limit=100&cursor={page['next_cursor']}"
+    assert stored == len(load.accepted)
+
+
+def test_a_drained_rolling_restart_shows_clients_only_retry_later_answers(stack):
+    load = SubmitLoad(stack.haproxy.port, retry_on=frozenset({503}))
+    rolling_restart_under_load(stack, load, drain_first=True)
+    assert not load.errors, load.errors
+    assert_every_accepted_job_completes_once(stack, load)
+
+
+def test_a_plain_sigterm_rolling_restart_loses_and_duplicates_no_submission(stack):
+    # Without the drain step a request can hit the instant the instance stops accepting and be
+    # reset (HAProxy's 502); the client retries it under the same Idempotency-Key.
+    load = SubmitLoad(stack.haproxy.port, retry_on=frozenset({502, 503}))
+    rolling_restart_under_load(stack, load, drain_first=False)
+    assert not load.errors, load.errors
+    assert_every_accepted_job_completes_once(stack, load)
