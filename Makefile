@@ -10,7 +10,8 @@ SERVICES := scripts/services.sh
 SERVICES_ENV := .run/services.env
 PYTEST_ARGS ?=
 
-.PHONY: help install tools services-up services-down services-status run seed test lint bench bench-sim clean
+.PHONY: help install tools services-up services-down services-status run seed test lint bench \
+        bench-http bench-store bench-sim bench-lifecycle clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -49,10 +50,24 @@ lint: install ## Lint with ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: bench-sim ## Run every benchmark
+# Benchmarks run against the local services with the demo slates loaded; they never fail.
+BENCH := set -a && source $(SERVICES_ENV) && set +a && $(BIN)/flask --app app.wsgi seed --if-empty \
+	&& $(BIN)/python -m bench.run
 
-bench-sim: install ## Simulation throughput against numpy's raw normal rate
-	$(BIN)/python -m bench.bench_sim
+bench: install tools services-up ## Every benchmark: a table, MISSED lines, bench/results/latest.json
+	$(BENCH)
+
+bench-http: install tools services-up ## HTTP: wrk against production gunicorn vs a bare Flask app
+	$(BENCH) http
+
+bench-store: install services-up ## Store: submits/s vs python-rq, Redis round trips per operation
+	$(BENCH) store
+
+bench-sim: install services-up ## Simulation throughput against numpy's raw normal rate
+	$(BENCH) sim
+
+bench-lifecycle: install services-up ## Shutdown and crash-recovery timings of a real gunicorn
+	$(BENCH) lifecycle
 
 clean: ## Remove the venv, caches and logs (keeps .run/ data: use services-down first)
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache logs

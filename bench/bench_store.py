@@ -1,0 +1,329 @@
+"""Job submission through JobStore against python-rq's enqueue, and Redis commands per transition.
+
+    python -m bench.bench_store [--rounds N] [--json PATH]
+
+Throughput: rounds of SUBMITS_PER_ROUND submits, single thread, through ``JobStore.submit`` and
+through rq's ``Queue.enqueue`` of an equivalent payload (a function by dotted name and the same
+params dict), on the shared Redis (a private database, flushed before and after) with the
+service's client settings (rq's client differs only in not decoding replies, which rq needs).
+Rounds alternate which of the two goes first; the figures are the medians.
+
+Commands per operation are counted by Redis itself, on a private redis-server the bench starts
+so that no other client's commands can mix in: MONITOR lists every command a client sends and
+marks those a Lua script runs (``lua``), which INFO commandstats counts too but cannot tell
+apart. Submit, claim and completion are one Lua script each: one EVALSHA, one round trip.
+INFO's ``total_reads_processed`` (network reads) is the cross-check of round trips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from rq import Queue
+
+from app.config import Settings
+from app.connections import create_redis
+from app.jobs.ids import new_job_id
+from app.jobs.store import Job, JobStore
+from app.slates.demo_data import demo_slates
+from app.slates.simulation import simulate
+from bench.run import Figure, exit_on_sigterm, free_port, report, service_env
+
+# Private database of the shared Redis, flushed before and after (tests use 1, `make run` 0).
+REDIS_DB = 3
+ROUNDS = 5
+# Enough submits that a round lasts about a second or more, short enough for five rounds each.
+SUBMITS_PER_ROUND = 3000
+# Operations per command count: the completions' 90 KB results go through MONITOR too.
+COUNTED_OPERATIONS = 200
+# Calls before counting or timing, so redis-py has loaded every script (EVALSHA, NOSCRIPT,
+# SCRIPT LOAD happen on first use only) and the pools hold their connection.
+WARMUP_OPERATIONS = 20
+# Seconds a private redis-server may take to accept connections.
+REDIS_START_SECONDS = 10.0
+MONITOR_MARK = "slatesim-bench-mark"
+PARAMS = {"slate_id": "nfl-2026-11-29-main", "scenario_count": 10_000, "seed": 7}
+# rq stores the dotted name at enqueue and imports it only in a worker; no worker runs here.
+RQ_FUNCTION = "app.slates.simulation.simulate"
+RQ_QUEUE = "slatesim-bench"
+TARGET_SUBMIT_RATIO = 1.5
+TARGET_COMMANDS_PER_OPERATION = 1.0
+
+
+def rq_client(service_client: redis.Redis) -> redis.Redis:
+    """A client with the service client's settings, except that rq needs undecoded replies."""
+    pool = service_client.connection_pool
+    kwargs = {**pool.connection_kwargs, "decode_responses": False}
+    return redis.Redis(
+        connection_pool=redis.ConnectionPool(
+            connection_class=pool.connection_class, max_connections=pool.max_connections, **kwargs
+        )
+    )
+
+
+def submit_once(store: JobStore) -> None:
+    """One submission as the job service makes it: a new ID, the params, a request ID."""
+    store.submit(new_job_id(), PARAMS, request_id=new_job_id(), user_id=None)
+
+
+def submits_per_second(submit: Callable[[], object], count: int) -> float:
+    """Submits per second of ``count`` calls of ``submit`` in this thread."""
+    started = time.perf_counter()
+    for _ in range(count):
+        submit()
+    return count / (time.perf_counter() - started)
+
+
+def throughput(url: str, rounds: int) -> dict[str, list[float]]:
+    """Submits per second of each round, for the store and for rq, on the same Redis."""
+    client = create_redis(Settings(redis_url=url))
+    rq = rq_client(client)
+    client.flushdb()
+    try:
+        store = JobStore(client, ttl_seconds=Settings().job_ttl_seconds)
+        queue = Queue(RQ_QUEUE, connection=rq)
+        contenders: dict[str, Callable[[], object]] = {
+            "store": lambda: submit_once(store),
+            "rq": lambda: queue.enqueue(RQ_FUNCTION, PARAMS),
+        }
+        for submit in contenders.values():
+            for _ in range(WARMUP_OPERATIONS):
+                submit()
+        rates: dict[str, list[float]] = {name: [] for name in contenders}
+        for round_number in range(rounds):
+            order = list(contenders) if round_number % 2 == 0 else list(reversed(contenders))
+            for name in order:
+                rates[name].append(submits_per_second(contenders[name], SUBMITS_PER_ROUND))
+        return rates
+    finally:
+        client.flushdb()
+        client.close()
+        rq.close()
+
+
+@dataclass(frozen=True)
+class CommandCount:
+    """What Redis received per operation."""
+
+    commands: dict[str, float]  # commands the client sent, by name
+    script_commands: float  # commands Lua scripts ran inside Redis
+    network_reads: float  # INFO total_reads_processed
+
+    @property
+    def total(self) -> float:
+        """Commands the client sent, all names together."""
+        return sum(self.commands.values())
+
+
+class PrivateRedis:
+    """A redis-server of the bench's own on a free loopback port, without persistence."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process = subprocess.Popen(
+            [
+                "redis-server",
+                *("--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + REDIS_START_SECONDS
+        try:
+            while not self._answers(client):
+                if time.monotonic() > deadline or self._process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("the private redis-server did not start")
+                time.sleep(0.05)
+        finally:
+            client.close()
+
+    @staticmethod
+    def _answers(client: redis.Redis) -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        """Stop the server (it keeps no data)."""
+        if self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(10)
+
+
+def count_commands(
+    client: redis.Redis, url: str, operation: Callable[[], object], count: int
+) -> CommandCount:
+    """Run ``operation`` ``count`` times between two MONITOR marks; what Redis saw, per call.
+
+    ``client`` must be the only client of the server that sends commands meanwhile.
+    """
+    seen: collections.Counter[tuple[bool, str]] = collections.Counter()
+    listening = threading.Event()
+    finished = threading.Event()
+    monitor_client = redis.Redis.from_url(url, decode_responses=True)
+
+    def listen() -> None:
+        counting = False
+        with monitor_client.monitor() as monitor:
+            listening.set()
+            for entry in monitor.listen():
+                command = entry["command"]
+                if command.startswith(f"ECHO {MONITOR_MARK}"):
+                    if counting:
+                        break
+                    counting = True
+                elif counting and not command.startswith("INFO"):
+                    seen[(entry["client_type"] == "lua", command.split(" ", 1)[0].upper())] += 1
+        finished.set()
+
+    threading.Thread(target=listen, name="monitor", daemon=True).start()
+    listening.wait(REDIS_START_SECONDS)
+    client.echo(MONITOR_MARK)
+    before = client.info("stats")["total_reads_processed"]
+    for _ in range(count):
+        operation()
+    # The INFO below is read once more; ECHO comes after it.
+    reads = client.info("stats")["total_reads_processed"] - before - 1
+    client.echo(MONITOR_MARK)
+    if not finished.wait(60):
+        raise RuntimeError("MONITOR did not see the closing mark")
+    monitor_client.close()
+    return CommandCount(
+        commands={name: n / count for (in_lua, name), n in seen.items() if not in_lua},
+        script_commands=sum(n for (in_lua, _), n in seen.items() if in_lua) / count,
+        network_reads=reads / count,
+    )
+
+
+def command_counts() -> dict[str, CommandCount]:
+    """Commands per submit, claim, completion and rq enqueue, on a private redis-server."""
+    server = PrivateRedis()
+    try:
+        client = create_redis(Settings(redis_url=server.url))
+        store = JobStore(client, ttl_seconds=Settings().job_ttl_seconds)
+        slate = next(s for s in demo_slates() if s["id"] == PARAMS["slate_id"])
+        result = json.dumps(
+            simulate(slate, PARAMS["scenario_count"], PARAMS["seed"]), separators=(",", ":")
+        )
+        batch = WARMUP_OPERATIONS + COUNTED_OPERATIONS
+        claimed: list[Job] = []
+
+        def claim() -> None:
+            claimed.append(store.claim_next(worker="bench", instance="bench", lease_seconds=60))
+
+        def complete() -> None:
+            job = claimed.pop()
+            store.mark_complete(job.id, job.attempt, result, duration_ms=1.0)
+
+        rq = rq_client(client)
+        queue = Queue(RQ_QUEUE, connection=rq)
+        operations: dict[str, Callable[[], object]] = {
+            "submit": lambda: submit_once(store),
+            "claim": claim,
+            "completion": complete,
+            "rq enqueue": lambda: queue.enqueue(RQ_FUNCTION, PARAMS),
+        }
+        counts = {}
+        for name, operation in operations.items():
+            if name == "claim":
+                for _ in range(batch):  # pending jobs for the claims to take
+                    submit_once(store)
+            for _ in range(WARMUP_OPERATIONS):
+                operation()
+            counts[name] = count_commands(client, server.url, operation, COUNTED_OPERATIONS)
+        client.close()
+        rq.close()
+        return counts
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    """Measure throughput and commands per operation, report; never fail."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    args = parser.parse_args()
+    exit_on_sigterm()
+
+    figures: list[Figure] = []
+    notes: list[str] = []
+    raw: dict[str, Any] = {}
+    try:
+        rates = throughput(service_env(REDIS_DB)["REDIS_URL"], args.rounds)
+        raw["submits_per_s"] = rates
+        store_rate, rq_rate = statistics.median(rates["store"]), statistics.median(rates["rq"])
+        figures.append(
+            Figure(
+                "JobStore.submit",
+                store_rate,
+                "submits/s",
+                rq_rate,
+                "rq enqueue",
+                (">=", TARGET_SUBMIT_RATIO),
+            )
+        )
+        notes.append(
+            f"submits/s: median of {args.rounds} rounds of {SUBMITS_PER_ROUND}, single thread, "
+            "shared Redis"
+        )
+    except Exception as error:  # a benchmark reports what went wrong; it never fails a build
+        notes.append(f"throughput did not complete: {error!r}")
+    try:
+        counts = command_counts()
+        raw["per_operation"] = {name: asdict(count) for name, count in counts.items()}
+        rq_count = counts.pop("rq enqueue")
+        for name, count in counts.items():
+            # Submit against rq's enqueue; claim and completion against the commands their
+            # script runs, which a client without Lua would send itself.
+            baseline, baseline_name = (
+                (rq_count.total, "rq enqueue")
+                if name == "submit"
+                else (count.script_commands, "run inside the script")
+            )
+            figures.append(
+                Figure(
+                    f"{name} commands",
+                    count.total,
+                    "/op",
+                    baseline,
+                    baseline_name,
+                    ("<=", TARGET_COMMANDS_PER_OPERATION),
+                    target_on_value=True,
+                )
+            )
+            notes.append(
+                f"{name}: {_breakdown(count.commands)} sent, {count.script_commands:g} run "
+                f"inside the script, {count.network_reads:.2f} network reads per operation"
+            )
+        notes.append(
+            f"rq enqueue: {_breakdown(rq_count.commands)} sent in "
+            f"{rq_count.network_reads:.2f} network reads (MULTI/EXEC pipelines) per operation"
+        )
+    except Exception as error:  # a benchmark reports what went wrong; it never fails a build
+        notes.append(f"command counts did not complete: {error!r}")
+    report("store", figures, notes=notes, raw=raw, json_path=args.json)
+
+
+def _breakdown(commands: dict[str, float]) -> str:
+    return " + ".join(f"{n:g} {name}" for name, n in sorted(commands.items()))
+
+
+if __name__ == "__main__":
+    main()
