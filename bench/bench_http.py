@@ -37,10 +37,18 @@ from app.jobs.ids import new_job_id
 from app.jobs.store import JobStore
 from app.slates.demo_data import demo_slates
 from app.slates.simulation import simulate
-from bench.run import Figure, Gunicorn, exit_on_sigterm, report, service_env
+from bench.run import (
+    Figure,
+    Gunicorn,
+    empty_redis_db,
+    exit_on_sigterm,
+    report,
+    service_env,
+)
 
-# Private database of the shared Redis, flushed before and after (tests use 1, `make run` 0).
-REDIS_DB = 2
+# Own database of the shared Redis, flushed before and after; far from the low numbers that
+# the tests (1), `make run` (0) and ad-hoc work reach for.
+REDIS_DB = 12
 # wrk: one thread per core of the 2-core reference machine, 8 keep-alive connections per
 # gunicorn worker (as many as its gthread threads), a fixed measured window after a warm-up.
 WRK_THREADS = 2
@@ -153,7 +161,7 @@ def run_wrk(
         "wrk",
         f"-t{min(WRK_THREADS, connections)}",
         f"-c{connections}",
-        f"-d{duration:g}s",
+        f"-d{max(1, round(duration))}s",  # wrk takes whole seconds
         "-s",
         str(script),
         f"http://127.0.0.1:{port}{request.path}",
@@ -321,8 +329,10 @@ def figures_for(
 def main() -> None:
     """Start both servers, measure every endpoint against the bare route, report; never fail."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=DURATION_SECONDS, help="seconds")
-    parser.add_argument("--warmup", type=float, default=WARMUP_SECONDS, help="seconds")
+    parser.add_argument(
+        "--duration", type=int, default=DURATION_SECONDS, help="seconds a side, per endpoint"
+    )
+    parser.add_argument("--warmup", type=int, default=WARMUP_SECONDS, help="seconds")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args()
     exit_on_sigterm()
@@ -333,7 +343,7 @@ def main() -> None:
     try:
         env = service_env(REDIS_DB)
         client = create_redis(Settings(redis_url=env["REDIS_URL"]))
-        client.flushdb()
+        empty_redis_db(client, "http")
         try:
             figures, raw = run(env, client, args.duration, args.warmup, notes)
         finally:

@@ -31,10 +31,18 @@ import redis
 from app.config import Settings
 from app.connections import create_redis
 from app.jobs.store import LEASES_KEY, job_key
-from bench.run import Figure, Gunicorn, exit_on_sigterm, report, service_env
+from bench.run import (
+    Figure,
+    Gunicorn,
+    empty_redis_db,
+    exit_on_sigterm,
+    report,
+    service_env,
+)
 
-# Private database of the shared Redis, flushed before and after (tests use 1, `make run` 0).
-REDIS_DB = 4
+# Own database of the shared Redis, flushed before and after; far from the low numbers that
+# the tests (1), `make run` (0) and ad-hoc work reach for.
+REDIS_DB = 14
 TRIALS = 3
 SLATE_ID = "nfl-2026-11-29-main"
 # About 2-3 s of simulation on the reference machine: long enough to signal it mid-run.
@@ -147,12 +155,12 @@ def measure(env: dict[str, str], client: redis.Redis, trials: int) -> dict[str, 
             )
         for trial in range(trials):
             raw["drain"].append(drain_exit(with_jobs, workdir, client, f"drain-{trial}"))
-            client.flushdb()
+            empty_redis_db(client, "lifecycle")
         sweeper = start("gunicorn.conf.py", {**env, "JOB_CONCURRENCY": "0"}, workdir, "sweeper")
         try:
             for trial in range(trials):
                 raw["crash"].append(crash_recovery(with_jobs, workdir, client, f"crash-{trial}"))
-                client.flushdb()
+                empty_redis_db(client, "lifecycle")
         finally:
             sweeper.stop()
     return raw
@@ -214,7 +222,7 @@ def main() -> None:
     try:
         env = service_env(REDIS_DB)
         client = create_redis(Settings(redis_url=env["REDIS_URL"]))
-        client.flushdb()
+        empty_redis_db(client, "lifecycle")
         try:
             raw = measure(env, client, args.trials)
         finally:

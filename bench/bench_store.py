@@ -38,10 +38,18 @@ from app.jobs.ids import new_job_id
 from app.jobs.store import Job, JobStore
 from app.slates.demo_data import demo_slates
 from app.slates.simulation import simulate
-from bench.run import Figure, exit_on_sigterm, free_port, report, service_env
+from bench.run import (
+    Figure,
+    empty_redis_db,
+    exit_on_sigterm,
+    free_port,
+    report,
+    service_env,
+)
 
-# Private database of the shared Redis, flushed before and after (tests use 1, `make run` 0).
-REDIS_DB = 3
+# Own database of the shared Redis, flushed before and after; far from the low numbers that
+# the tests (1), `make run` (0) and ad-hoc work reach for.
+REDIS_DB = 13
 ROUNDS = 5
 # Enough submits that a round lasts about a second or more, short enough for five rounds each.
 SUBMITS_PER_ROUND = 3000
@@ -89,7 +97,7 @@ def throughput(url: str, rounds: int) -> dict[str, list[float]]:
     """Submits per second of each round, for the store and for rq, on the same Redis."""
     client = create_redis(Settings(redis_url=url))
     rq = rq_client(client)
-    client.flushdb()
+    empty_redis_db(client, "store")
     try:
         store = JobStore(client, ttl_seconds=Settings().job_ttl_seconds)
         queue = Queue(RQ_QUEUE, connection=rq)

@@ -7,7 +7,7 @@ table and ``MISSED:`` lines and, with ``--json PATH``, writes its figures. This 
 each part as a subprocess (a part that crashes cannot take the others down), shows its output,
 then prints the table of every figure and, last, the ``MISSED:`` lines. latest.json keeps the
 latest figures of every part, each with its own ``measured_at``, and the machine they ran on.
-A benchmark reports and never fails a build: the exit status is always 0.
+A benchmark reports and never fails a build: the exit status is 0 whatever the figures.
 
 Every figure is a ratio against a baseline measured in the same run, next to it.
 """
@@ -35,12 +35,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import redis
+
 from app.config import VARIABLES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 LATEST = RESULTS_DIR / "latest.json"
-# Part name -> module, in the order `make bench` runs them (lifecycle last: it kills processes).
+# Part name -> module, in the order `make bench` runs them (the issue's order).
 PARTS = {
     "http": "bench.bench_http",
     "store": "bench.bench_store",
@@ -51,6 +53,8 @@ PARTS = {
 PART_TIMEOUT_SECONDS = 900
 # Redis databases the tests (1) and `make run` (0) use: a benchmark never flushes them.
 RESERVED_REDIS_DBS = (0, 1)
+# Set in a Redis database a benchmark uses, so its leftovers can be told from others' data.
+BENCH_MARKER_KEY = "slatesim-bench:part"
 # How long a freshly started gunicorn may take to answer (imports, Neo4j driver, two workers).
 SERVE_TIMEOUT_SECONDS = 60.0
 
@@ -199,6 +203,22 @@ def redis_url_for_db(url: str, db: int) -> str:
         raise ValueError(f"Redis database {db} belongs to the tests or `make run`")
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
+def empty_redis_db(client: redis.Redis, part: str) -> None:
+    """Empty the client's database for ``part``, unless it holds data no benchmark wrote.
+
+    The marker key tells a benchmark's leftovers (a run that was killed) from someone else's
+    data, which is never flushed: the part stops with a message instead.
+    """
+    if client.dbsize() and not client.exists(BENCH_MARKER_KEY):
+        db = client.connection_pool.connection_kwargs.get("db", 0)
+        raise RuntimeError(
+            f"Redis database {db} holds data no benchmark wrote; it is left alone (empty it "
+            "yourself if it is disposable)"
+        )
+    client.flushdb()
+    client.set(BENCH_MARKER_KEY, part)
 
 
 def service_env(redis_db: int) -> dict[str, str]:
@@ -366,8 +386,6 @@ def _memory_gib() -> float | None:
 
 
 def _redis_server_version() -> str | None:
-    import redis
-
     with contextlib.suppress(redis.RedisError, KeyError):
         client = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=3)
         try:
