@@ -6,9 +6,7 @@ Redis database 1 so they never touch the data of `make run` (database 0).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -19,34 +17,22 @@ from neo4j import GraphDatabase
 from app import create_app
 from app.config import Settings
 from app.jobs.store import JobStore
+from app.services import EXTENSION_KEY
 from app.slates.demo_data import demo_slates
 from app.slates.repository import SlateRepository
+from tests.support.services import ServicesNotConfigured
+from tests.support.services import service_env as local_service_env
 
 TEST_REDIS_DB = 1
-
-
-def _required_env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        pytest.fail(f"{name} is not set: run the tests with `make test`, which starts the services")
-    return value
-
-
-def redis_url_for_db(url: str, db: int) -> str:
-    """The same Redis server as ``url``, another database."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
 
 
 @pytest.fixture(scope="session")
 def service_env() -> dict[str, str]:
     """Environment variables that reach the real local services (test Redis database)."""
-    return {
-        "REDIS_URL": redis_url_for_db(_required_env("REDIS_URL"), TEST_REDIS_DB),
-        "NEO4J_URI": _required_env("NEO4J_URI"),
-        "NEO4J_USER": os.environ.get("NEO4J_USER", "neo4j"),
-        "NEO4J_PASSWORD": _required_env("NEO4J_PASSWORD"),
-    }
+    try:
+        return local_service_env(TEST_REDIS_DB)
+    except ServicesNotConfigured as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +79,7 @@ def app(settings: Settings, redis_client: redis.Redis) -> Iterator[Flask]:
     application = create_app(settings)
     application.config["TESTING"] = True
     yield application
-    application.extensions["slatesim"].close()
+    application.extensions[EXTENSION_KEY].close()
 
 
 @pytest.fixture

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 
 from app import create_app
 from app.config import Settings
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from app.services import EXTENSION_KEY
+from tests.support.ports import free_port
 
 
 def _offline_settings(tmp_path) -> Settings:
-    port = _closed_port()
+    port = free_port()
     return Settings.from_env(
         {
             "REDIS_URL": f"redis://127.0.0.1:{port}/0",
@@ -47,7 +42,7 @@ def test_factory_builds_without_reaching_any_dependency(tmp_path):
     assert response.status_code == 200
     assert response.get_json()["status"] == "ok"
     assert "health" in application.blueprints
-    application.extensions["slatesim"].close()
+    application.extensions[EXTENSION_KEY].close()
 
 
 def test_unknown_route_answers_the_json_error_envelope(client):
@@ -70,4 +65,4 @@ def test_trusted_proxy_count_installs_proxy_fix(tmp_path):
     settings = _offline_settings(tmp_path)
     application = create_app(Settings(**{**vars(settings), "trusted_proxy_count": 1}))
     assert type(application.wsgi_app).__name__ == "ProxyFix"
-    application.extensions["slatesim"].close()
+    application.extensions[EXTENSION_KEY].close()

@@ -7,7 +7,7 @@ from types import ModuleType, SimpleNamespace
 
 import pytest
 
-from tests.e2e.harness import REPO_ROOT
+from tests.support.gunicorn import REPO_ROOT
 
 
 def _load_conf(monkeypatch, **env: str) -> ModuleType:

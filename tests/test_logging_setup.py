@@ -13,6 +13,7 @@ from app import create_app
 from app.config import Settings
 from app.context import bound_ids
 from app.logging_setup import JsonLineFormatter, configure_logging
+from app.services import EXTENSION_KEY
 
 REQUIRED = {"timestamp", "level", "logger", "message", "pid"}
 
@@ -94,7 +95,7 @@ def test_configuration_is_logged_without_secrets(settings, capsys, tmp_path):
         }
     )
     app = create_app(secret)
-    app.extensions["slatesim"].close()
+    app.extensions[EXTENSION_KEY].close()
     out = capsys.readouterr().out + Path(settings.log_file).read_text()
     assert "app created" in out
     assert "redis-pw-777" not in out and "neo4j-pw-888" not in out

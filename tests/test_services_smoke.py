@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from app.services import EXTENSION_KEY
+
 
 def test_app_clients_reach_real_redis_and_neo4j(app):
-    services = app.extensions["slatesim"]
+    services = app.extensions[EXTENSION_KEY]
     assert services.redis.ping() is True
     services.redis.set("smoke", "ok", ex=10)
     assert services.redis.get("smoke") == "ok"

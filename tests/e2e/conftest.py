@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from tests.e2e.harness import Gunicorn, free_port
+from tests.support.gunicorn import Gunicorn
+from tests.support.ports import free_port
 
 # Short timings so crash recovery and drains are observed in seconds, not minutes.
 FAST_JOB_TIMINGS = {

@@ -7,23 +7,22 @@ the admin socket it describes added, through which the test reads and sets serve
 
 from __future__ import annotations
 
-import csv
 import re
-import shutil
 import signal
-import socket
-import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import REPO_ROOT, Gunicorn, free_port, poll_job, request
-from tests.redis_server import RedisServer
+from tests.support.balancers import HAProxy, check_haproxy_config
+from tests.support.gunicorn import REPO_ROOT, Gunicorn
+from tests.support.http import request
+from tests.support.ports import free_port
+from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -33,8 +32,6 @@ EXAMPLE_BIND = "bind :8080"
 EXAMPLE_SERVERS = {"app1": "127.0.0.1:8001", "app2": "127.0.0.1:8002"}
 BACKEND = "slatesim"
 SMALL_JOB = {"slate_id": "nba-2026-11-28-main", "scenario_count": 2000}
-# Long enough for `fall` (2) failed checks at `inter` (1 s), each up to `timeout check`.
-STATE_TIMEOUT = 15.0
 # A UUID: HAProxy's X-Request-ID when the client sent none.
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # The load client's pace and its bound on attempts of one logical submission.
@@ -42,15 +39,7 @@ SUBMIT_INTERVAL = 0.05
 MAX_ATTEMPTS = 50
 
 
-def haproxy_binary() -> str:
-    """The haproxy executable (Debian puts it in /usr/sbin)."""
-    binary = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
-    if binary is None:
-        pytest.fail("haproxy is not installed: `make tools` installs it")
-    return binary
-
-
-def render_config(port: int, server_ports: dict[str, int], admin_socket: Path) -> str:
+def render_config(port: int, server_ports: dict[str, int]) -> str:
     """deploy/haproxy.cfg on the given loopback ports, with the admin socket it describes."""
     text = HAPROXY_CFG.read_text()
     assert text.count(EXAMPLE_BIND) == 1, f"{HAPROXY_CFG} no longer has `{EXAMPLE_BIND}`"
@@ -60,114 +49,8 @@ def render_config(port: int, server_ports: dict[str, int], admin_socket: Path) -
         assert text.count(line) == 1, f"{HAPROXY_CFG} no longer has `{line}`"
         text = text.replace(line, f"server {name} 127.0.0.1:{server_ports[name]}")
     assert text.count("\nglobal\n") == 1
-    socket_line = f"    stats socket {admin_socket} mode 600 level admin\n"
+    socket_line = "    stats socket {admin_socket} mode 600 level admin\n"
     return text.replace("\nglobal\n", f"\nglobal\n{socket_line}")
-
-
-@dataclass
-class HAProxy:
-    """HAProxy in the foreground (-db), its files under ``directory``."""
-
-    directory: Path
-    server_ports: dict[str, int]
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
-
-    @property
-    def admin_socket(self) -> Path:
-        """The runtime API socket the test adds to the example."""
-        return self.directory / "haproxy.sock"
-
-    def start(self) -> HAProxy:
-        """Write the configuration, validate it with -c, run HAProxy, wait for its socket."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        config = self.directory / "haproxy.cfg"
-        config.write_text(render_config(self.port, self.server_ports, self.admin_socket))
-        checked = subprocess.run(
-            [haproxy_binary(), "-c", "-f", str(config)], capture_output=True, text=True
-        )
-        assert checked.returncode == 0, checked.stdout + checked.stderr
-        with open(self.directory / "haproxy.out", "ab") as out:
-            self.process = subprocess.Popen(
-                [
-                    haproxy_binary(),
-                    "-db",
-                    "-f",
-                    str(config),
-                    "-p",
-                    str(self.directory / "haproxy.pid"),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + 10
-        while not self.admin_socket.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"HAProxy did not start:\n{self.output()}")
-            time.sleep(0.05)
-        return self
-
-    def output(self) -> str:
-        """What HAProxy wrote: warnings, and one line per request."""
-        path = self.directory / "haproxy.out"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def command(self, line: str) -> str:
-        """One runtime API command; its whole answer."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(5)
-            sock.connect(str(self.admin_socket))
-            sock.sendall(line.encode() + b"\n")
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode()
-
-    def stats(self) -> dict[str, dict[str, str]]:
-        """`show stat` of the backend's servers, by server name."""
-        lines = self.command("show stat").lstrip("# ").splitlines()
-        return {
-            row["svname"]: row
-            for row in csv.DictReader(line for line in lines if line)
-            if row["pxname"] == BACKEND and row["svname"] in EXAMPLE_SERVERS
-        }
-
-    def wait_for(self, expected: dict[str, str], timeout: float = STATE_TIMEOUT) -> None:
-        """Block until the named servers have the given status (UP, DOWN, DRAIN)."""
-        self.wait_until(
-            lambda rows: all(rows[name]["status"] == status for name, status in expected.items()),
-            f"status {expected}",
-            timeout,
-        )
-
-    def wait_until(
-        self,
-        condition: Callable[[dict[str, dict[str, str]]], bool],
-        description: str,
-        timeout: float = STATE_TIMEOUT,
-    ) -> None:
-        """Block until ``condition`` holds for the servers' `show stat` rows."""
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = self.stats()
-            if condition(rows):
-                return
-            if time.monotonic() > deadline:
-                states = {name: row["status"] for name, row in rows.items()}
-                raise AssertionError(f"no {description} after {timeout}s: {states}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        """Stop HAProxy (SIGTERM), SIGKILL if it lingers."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
 
 
 @dataclass
@@ -190,15 +73,15 @@ class Stack:
         old = self.instances[name]
         if drain_first:
             self.haproxy.command(f"set server {server} state drain")
-            self.haproxy.wait_until(lambda rows: rows[name]["scur"] == "0", f"idle {name}")
+            self.haproxy.wait_for_servers(lambda rows: rows[name]["scur"] == "0", f"idle {name}")
         old.signal(signal.SIGTERM)
         assert old.wait_exit(60) == 0
-        self.haproxy.wait_for({name: "DOWN"})
+        self.haproxy.wait_for_status({name: "DOWN"})
         self.instances[name] = self.start_instance(old.port)
         if drain_first:
-            self.haproxy.wait_for({name: "DRAIN"})  # checks pass, still out of rotation
+            self.haproxy.wait_for_status({name: "DRAIN"})  # checks pass, still out of rotation
             self.haproxy.command(f"set server {server} state ready")
-        self.haproxy.wait_for({name: "UP"})
+        self.haproxy.wait_for_status({name: "UP"})
 
 
 @pytest.fixture
@@ -215,9 +98,10 @@ def stack(gunicorn, tmp_path) -> Iterator[Stack]:
     try:
         instances = {name: start_instance() for name in EXAMPLE_SERVERS}
         ports = {name: instance.port for name, instance in instances.items()}
-        haproxy = HAProxy(tmp_path / "haproxy", ports)
+        port = free_port()
+        haproxy = HAProxy(tmp_path / "haproxy", render_config(port, ports), BACKEND, port)
         built = Stack(redis_server, instances, haproxy, start_instance)
-        haproxy.start().wait_for(dict.fromkeys(EXAMPLE_SERVERS, "UP"))
+        haproxy.start().wait_for_status(dict.fromkeys(EXAMPLE_SERVERS, "UP"))
         yield built
     finally:
         if built is not None:
@@ -228,9 +112,7 @@ def stack(gunicorn, tmp_path) -> Iterator[Stack]:
 
 
 def test_the_example_configuration_is_valid_as_shipped():
-    checked = subprocess.run(
-        [haproxy_binary(), "-c", "-f", str(HAPROXY_CFG)], capture_output=True, text=True
-    )
+    checked = check_haproxy_config(HAPROXY_CFG)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "WARNING" not in checked.stdout + checked.stderr
 
@@ -245,22 +127,25 @@ def test_requests_through_haproxy_reach_both_ready_instances(stack):
             stack.haproxy.port, "GET", "/jobs?limit=1", headers={"X-Request-ID": request_id}
         )
         assert listed.status == 200 and listed.headers["x-request-id"] == request_id
-    deadline = time.monotonic() + 5  # gunicorn writes the access line just after the response
-    for instance in stack.instances.values():
-        while not any(f'"request_id": "{id_}"' in instance.log_file.read_text() for id_ in ids):
-            assert time.monotonic() < deadline, f"no request reached port {instance.port}"
-            time.sleep(0.05)
+    for log_file in (instance.log_file for instance in stack.instances.values()):
+        wait_until(  # gunicorn writes the access line just after the response
+            lambda log_file=log_file: any(
+                f'"request_id": "{i}"' in log_file.read_text() for i in ids
+            ),
+            5,
+            what=f"a request logged in {log_file.name}",
+        )
 
 
 def test_without_redis_both_instances_leave_rotation_and_return_with_it(stack):
     stack.redis.stop()
-    stack.haproxy.wait_for(dict.fromkeys(EXAMPLE_SERVERS, "DOWN"))
+    stack.haproxy.wait_for_status(dict.fromkeys(EXAMPLE_SERVERS, "DOWN"))
     refused = request(stack.haproxy.port, "GET", "/health")
     assert refused.status == 503
     assert "retry-after" not in refused.headers and "x-request-id" not in refused.headers
     assert b"No server is available" in refused.body  # HAProxy's own page, not the app's
     stack.redis.start()
-    stack.haproxy.wait_for(dict.fromkeys(EXAMPLE_SERVERS, "UP"))
+    stack.haproxy.wait_for_status(dict.fromkeys(EXAMPLE_SERVERS, "UP"))
     assert request(stack.haproxy.port, "GET", "/ready").status == 200
 
 
@@ -331,7 +216,7 @@ def assert_every_accepted_job_completes_once(stack: Stack, load: SubmitLoad) -> 
     assert len(set(load.accepted.values())) == len(load.accepted)
     survivor = stack.instances["app2"]
     for job_id in load.accepted.values():
-        assert poll_job(survivor, job_id, {"complete", "failed"})["state"] == "complete"
+        assert survivor.wait_for_job(job_id, {"complete", "failed"})["state"] == "complete"
     stored, path = 0, "/jobs?limit=100"
     while path:
         page = request(stack.haproxy.port, "GET", path).body

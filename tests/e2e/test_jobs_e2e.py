@@ -6,8 +6,6 @@ import time
 
 import pytest
 
-from tests.e2e.harness import poll_job
-
 pytestmark = pytest.mark.e2e
 
 SLATE = "nba-2026-11-28-main"
@@ -24,7 +22,7 @@ def test_a_submitted_job_runs_to_complete_through_gunicorn(gunicorn):
     assert submitted.status == 202
     job_id = submitted.body["id"]
     assert submitted.headers["location"] == f"/jobs/{job_id}"
-    record = poll_job(server, job_id, {"complete", "failed"})
+    record = server.wait_for_job(job_id, {"complete", "failed"})
     assert record["state"] == "complete", record.get("error")
     assert record["params"] == {"slate_id": SLATE, "scenario_count": 2000, "seed": 99}
     assert record["metadata"]["slate_id"] == SLATE
@@ -45,7 +43,7 @@ def test_an_unknown_slate_fails_with_slate_not_found(gunicorn):
     job_id = server.request(
         "POST", "/jobs", {"slate_id": "no-such-slate", "scenario_count": 10}
     ).body["id"]
-    record = poll_job(server, job_id, {"complete", "failed"})
+    record = server.wait_for_job(job_id, {"complete", "failed"})
     assert record["state"] == "failed"
     assert record["error"]["code"] == "slate_not_found"
 
@@ -56,4 +54,4 @@ def test_an_intake_only_instance_accepts_but_runs_nothing(gunicorn):
     time.sleep(1.5)
     assert server.request("GET", f"/jobs/{job_id}").body["state"] == "pending"
     runner = gunicorn()
-    assert poll_job(runner, job_id, {"complete"})["state"] == "complete"
+    assert runner.wait_for_job(job_id, {"complete"})["state"] == "complete"

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from tests.e2e.harness import poll_job
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +40,7 @@ def test_every_line_is_json_and_the_request_id_reaches_the_job(gunicorn, tmp_pat
         assert submitted.status == 202
         assert submitted.headers["x-request-id"] == "trace-abc.123_X"
         job_id = submitted.body["id"]
-        assert poll_job(server, job_id, {"complete"})["request_id"] == "trace-abc.123_X"
+        assert server.wait_for_job(job_id, {"complete"})["request_id"] == "trace-abc.123_X"
         bad = server.request("GET", "/health", headers={"X-Request-ID": "bad id with spaces"})
         assert len(bad.headers["x-request-id"]) == 26
         server.request("GET", "/ready")

@@ -6,23 +6,21 @@ free loopback ports, so a change to the example is a change to what is tested.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
-import shutil
-import signal
 import socket
 import struct
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.harness import REPO_ROOT, Gunicorn, Response, free_port, poll_job
+from tests.support.balancers import Nginx
+from tests.support.gunicorn import REPO_ROOT, Gunicorn
+from tests.support.http import request
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -41,73 +39,6 @@ BODY_LIMIT = 64 * 1024
 TCP_ESTABLISHED = "01"
 
 
-@dataclass
-class Nginx:
-    """An nginx master in the foreground with everything it writes under ``prefix``."""
-
-    prefix: Path
-    upstream_port: int
-    port: int
-    process: subprocess.Popen | None = None
-
-    def start(self) -> Nginx:
-        """Render the example for our ports, start nginx and wait until it accepts."""
-        binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
-        if binary is None:
-            pytest.fail("nginx is not installed: `make tools` installs it")
-        (self.prefix / "logs").mkdir(parents=True)
-        config = self.prefix / "nginx.conf"
-        config.write_text(render_config(self.upstream_port, self.port))
-        with open(self.prefix / "nginx.out", "ab") as out:
-            self.process = subprocess.Popen(
-                [
-                    binary,
-                    "-p",
-                    f"{self.prefix}/",
-                    "-c",
-                    str(config),
-                    "-e",
-                    str(self.prefix / "logs" / "error.log"),
-                    "-g",
-                    "daemon off;",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + 10
-        while True:
-            if self.process.poll() is not None:
-                raise AssertionError(f"nginx exited early:\n{self.output()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def output(self) -> str:
-        """nginx's own output and error log."""
-        texts = [
-            path.read_text(errors="replace")
-            for path in (self.prefix / "nginx.out", self.prefix / "logs" / "error.log")
-            if path.exists()
-        ]
-        return "\n".join(texts)
-
-    def stop(self) -> None:
-        """Graceful stop (SIGQUIT), SIGKILL if it lingers."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGQUIT)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-
-
 def render_config(upstream_port: int, listen_port: int) -> str:
     """deploy/nginx.conf with its listen and upstream moved to the given loopback ports."""
     text = NGINX_CONF.read_text()
@@ -118,44 +49,19 @@ def render_config(upstream_port: int, listen_port: int) -> str:
     )
 
 
-def send(
-    port: int,
-    method: str,
-    path: str,
-    *,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-    source: str = "127.0.0.1",
-) -> Response:
-    """One request to 127.0.0.1:``port`` from the loopback address ``source``."""
-    connection = http.client.HTTPConnection(
-        "127.0.0.1", port, timeout=10, source_address=(source, 0)
-    )
-    try:
-        sent = dict(headers or {})
-        if body is not None:
-            sent.setdefault("Content-Type", "application/json")
-        connection.request(method, path, body=body, headers=sent)
-        reply = connection.getresponse()
-        raw = reply.read()
-        decoded = json.loads(raw) if raw and "json" in reply.getheader("Content-Type", "") else raw
-        return Response(reply.status, {k.lower(): v for k, v in reply.getheaders()}, decoded)
-    finally:
-        connection.close()
-
-
 def access_line(server: Gunicorn, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
     """The app's access log line of the request with this ID (gunicorn logs it just after)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if server.log_file.exists():
-            for raw in server.log_file.read_text().splitlines():
-                line = json.loads(raw)
-                if line["logger"] == "gunicorn.access" and line.get("request_id") == request_id:
-                    return line
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no access line with request_id {request_id}")
-        time.sleep(0.05)
+
+    def find() -> dict[str, Any] | None:
+        if not server.log_file.exists():
+            return None
+        for raw in server.log_file.read_text().splitlines():
+            line = json.loads(raw)
+            if line["logger"] == "gunicorn.access" and line.get("request_id") == request_id:
+                return line
+        return None
+
+    return wait_until(find, timeout, what=f"the access line of request {request_id}")
 
 
 def peers_of(port: int) -> set[str]:
@@ -173,7 +79,8 @@ def peers_of(port: int) -> set[str]:
 def proxied(gunicorn, tmp_path) -> Iterator[tuple[Gunicorn, Nginx]]:
     """gunicorn trusting one proxy, behind nginx run from the example configuration."""
     server = gunicorn(TRUSTED_PROXY_COUNT="1")
-    nginx = Nginx(tmp_path / "nginx", upstream_port=server.port, port=free_port())
+    port = free_port()
+    nginx = Nginx(tmp_path / "nginx", render_config(server.port, port), port)
     try:
         yield server, nginx.start()
     finally:
@@ -182,19 +89,19 @@ def proxied(gunicorn, tmp_path) -> Iterator[tuple[Gunicorn, Nginx]]:
 
 def test_without_a_request_id_nginx_makes_one_and_the_app_logs_it(proxied):
     server, nginx = proxied
-    response = send(nginx.port, "GET", "/jobs?limit=1")
+    response = request(nginx.port, "GET", "/jobs?limit=1")
     assert response.status == 200
     request_id = response.headers["x-request-id"]
     assert NGINX_REQUEST_ID.match(request_id), request_id
     line = access_line(server, request_id)
     assert line["context"]["path"] == "/jobs" and line["context"]["status"] == 200
-    nginx_lines = (nginx.prefix / "logs" / "access.log").read_text().splitlines()
+    nginx_lines = nginx.access_log.read_text().splitlines()
     assert any(json.loads(raw)["request_id"] == request_id for raw in nginx_lines)
 
 
 def test_a_client_request_id_passes_through_nginx(proxied):
     server, nginx = proxied
-    response = send(nginx.port, "GET", "/jobs?limit=1", headers={"X-Request-ID": "trace-42.a_b"})
+    response = request(nginx.port, "GET", "/jobs?limit=1", headers={"X-Request-ID": "trace-42.a_b"})
     assert response.status == 200
     assert response.headers["x-request-id"] == "trace-42.a_b"
     assert access_line(server, "trace-42.a_b")["context"]["status"] == 200
@@ -202,9 +109,9 @@ def test_a_client_request_id_passes_through_nginx(proxied):
 
 def test_the_app_logs_the_client_address_not_nginxs(proxied):
     server, nginx = proxied
-    plain = send(nginx.port, "GET", "/jobs?limit=1", source=CLIENT_ADDRESS)
+    plain = request(nginx.port, "GET", "/jobs?limit=1", source=CLIENT_ADDRESS)
     assert peers_of(server.port) == {"127.0.0.1"}  # gunicorn's peer is nginx, kept alive
-    spoofed = send(
+    spoofed = request(
         nginx.port,
         "GET",
         "/jobs?limit=1",
@@ -219,9 +126,9 @@ def test_the_app_logs_the_client_address_not_nginxs(proxied):
 
 def test_a_job_submitted_through_nginx_is_accepted_and_carries_the_request_id(proxied):
     server, nginx = proxied
-    response = send(nginx.port, "POST", "/jobs", body=json.dumps(SMALL_JOB).encode())
+    response = request(nginx.port, "POST", "/jobs", SMALL_JOB)
     assert response.status == 202, response.body
-    record = poll_job(server, response.body["id"], {"complete", "failed"})
+    record = server.wait_for_job(response.body["id"], {"complete", "failed"})
     assert record["state"] == "complete"
     assert record["request_id"] == response.headers["x-request-id"]
 
@@ -232,7 +139,7 @@ def test_bodies_up_to_the_limit_reach_the_app_and_larger_ones_get_413(proxied):
     filler = b"x" * (BODY_LIMIT - len(padded))
     at_limit = padded.replace(b'"padding": ""', b'"padding": "' + filler + b'"')
     assert len(at_limit) == BODY_LIMIT
-    reached = send(nginx.port, "POST", "/jobs", body=at_limit)
+    reached = request(nginx.port, "POST", "/jobs", raw_body=at_limit)
     assert reached.status == 400 and reached.body["error"]["field"] == "padding"
-    too_large = send(nginx.port, "POST", "/jobs", body=at_limit + b" ")
+    too_large = request(nginx.port, "POST", "/jobs", raw_body=at_limit + b" ")
     assert too_large.status == 413

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.harness import REPO_ROOT
+from tests.support.gunicorn import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 

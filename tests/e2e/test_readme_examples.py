@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.e2e.harness import REPO_ROOT
+from tests.support.gunicorn import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,6 @@ from datetime import datetime
 
 import pytest
 
-from tests.e2e.harness import poll_job
-
 pytestmark = pytest.mark.e2e
 
 SLATE = "nfl-2026-11-29-main"
@@ -27,7 +25,7 @@ def _submit(server, body=SLOW_JOB) -> str:
 
 
 def _wait_running(server, job_id: str) -> dict:
-    return poll_job(server, job_id, {"running"}, timeout=20)
+    return server.wait_for_job(job_id, {"running"}, timeout=20)
 
 
 def test_an_idle_service_exits_on_sigterm_in_under_two_seconds(gunicorn):
@@ -107,7 +105,7 @@ def test_a_straggler_is_handed_back_at_the_deadline_and_resumed_elsewhere(gunico
     assert warnings and warnings[0]["context"]["ran_seconds"] > 0
     assert store.get(job_id).to_dict()["state"] == "pending"
     second = gunicorn()
-    record = poll_job(second, job_id, {"complete"}, timeout=120)
+    record = second.wait_for_job(job_id, {"complete"}, timeout=120)
     assert record["attempts"] == 2
 
 
@@ -119,7 +117,9 @@ def test_sigkill_mid_job_then_a_fresh_start_completes_every_job(gunicorn, store)
     assert any(store.get(i).to_dict()["state"] == "running" for i in ids)
     fresh = gunicorn(WEB_CONCURRENCY="2")
     for job_id in ids:
-        assert poll_job(fresh, job_id, {"complete", "failed"}, timeout=120)["state"] == "complete"
+        assert (
+            fresh.wait_for_job(job_id, {"complete", "failed"}, timeout=120)["state"] == "complete"
+        )
 
 
 def test_a_rolling_restart_under_load_completes_every_accepted_job(gunicorn, store):
@@ -166,7 +166,9 @@ def test_a_rolling_restart_under_load_completes_every_accepted_job(gunicorn, sto
     assert not errors
     assert len(accepted) > 10
     for job_id in accepted:
-        assert poll_job(second, job_id, {"complete", "failed"}, timeout=120)["state"] == "complete"
+        assert (
+            second.wait_for_job(job_id, {"complete", "failed"}, timeout=120)["state"] == "complete"
+        )
 
 
 def test_a_worker_recycled_by_max_requests_drains_past_the_heartbeat_timeout(gunicorn, store):
@@ -175,7 +177,7 @@ def test_a_worker_recycled_by_max_requests_drains_past_the_heartbeat_timeout(gun
     running = _wait_running(server, job_id)
     for _ in range(12):  # enough requests for every worker to reach max_requests
         server.request("GET", "/health")
-    record = poll_job(server, job_id, {"complete", "failed"}, timeout=120)
+    record = server.wait_for_job(job_id, {"complete", "failed"}, timeout=120)
     assert record["state"] == "complete"
     assert record["attempts"] == 1 and record["metadata"]["worker"] == running["metadata"]["worker"]
     assert "WORKER TIMEOUT" not in server.output()
@@ -188,7 +190,7 @@ def test_a_reload_drains_the_old_workers_jobs(gunicorn, store):
     server.signal(signal.SIGHUP)
     time.sleep(1)
     assert server.request("GET", "/health").status == 200
-    record = poll_job(server, job_id, {"complete", "failed"}, timeout=120)
+    record = server.wait_for_job(job_id, {"complete", "failed"}, timeout=120)
     assert record["state"] == "complete" and record["attempts"] == 1
     assert "WORKER TIMEOUT" not in server.output()
 

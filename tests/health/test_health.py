@@ -12,8 +12,9 @@ import redis
 
 from app import create_app
 from app.config import Settings
-from tests.redis_server import RedisServer
-from tests.test_app_factory import _closed_port
+from app.services import EXTENSION_KEY
+from tests.support.ports import free_port
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -101,17 +102,17 @@ def test_redis_stopped_then_started_again(settings, own_redis):
     assert client.get("/health").status_code == 200
     own_redis.start()
     assert client.get("/ready").status_code == 200
-    application.extensions["slatesim"].close()
+    application.extensions[EXTENSION_KEY].close()
 
 
 def test_neo4j_unreachable(settings):
-    application, client = _app(settings, neo4j_uri=f"bolt://127.0.0.1:{_closed_port()}")
+    application, client = _app(settings, neo4j_uri=f"bolt://127.0.0.1:{free_port()}")
     response = client.get("/ready")
     body = response.get_json()
     assert response.status_code == 503
     assert body["checks"]["neo4j"]["status"] == "down" and body["checks"]["neo4j"]["error"]
     assert body["checks"]["redis"]["status"] == "up"
-    application.extensions["slatesim"].close()
+    application.extensions[EXTENSION_KEY].close()
 
 
 @pytest.mark.parametrize("hang", ["redis", "neo4j", "both"])
@@ -131,11 +132,11 @@ def test_a_dependency_that_never_answers_is_down_within_the_bound(settings, hang
     for name in ("redis", "neo4j"):
         expected = "down" if hang in (name, "both") else "up"
         assert checks[name]["status"] == expected, checks
-    application.extensions["slatesim"].close()
+    application.extensions[EXTENSION_KEY].close()
 
 
 def test_shutting_down_is_503(app, client):
-    app.extensions["slatesim"].shutting_down.set()
+    app.extensions[EXTENSION_KEY].shutting_down.set()
     response = client.get("/ready")
     assert response.status_code == 503
     assert response.get_json()["status"] == "shutting_down"
@@ -163,8 +164,8 @@ def test_passwords_never_appear_in_ready_bodies(settings, own_redis):
             "/tmp",
         ):
             assert secret not in body
-    healthy.extensions["slatesim"].close()
-    failing.extensions["slatesim"].close()
+    healthy.extensions[EXTENSION_KEY].close()
+    failing.extensions[EXTENSION_KEY].close()
 
 
 def test_a_healthy_probe_reuses_its_connection_and_sends_three_pipelined_commands(
@@ -186,4 +187,4 @@ def test_a_healthy_probe_reuses_its_connection_and_sends_three_pipelined_command
     others = {name for name in stats if not name.startswith(observers_own)}
     assert others == {"cmdstat_ping", "cmdstat_llen", "cmdstat_zcard"}, others
     observer.close()
-    application.extensions["slatesim"].close()
+    application.extensions[EXTENSION_KEY].close()

@@ -7,9 +7,6 @@ import json
 import pytest
 from ulid import ULID
 
-from app.jobs.ids import new_job_id
-from tests.jobs.conftest import make_params
-
 
 @pytest.fixture
 def cli(app):
@@ -18,14 +15,8 @@ def cli(app):
     return lambda *args: runner.invoke(args=["jobs", *args])
 
 
-def _submit(store, **params) -> str:
-    job_id = new_job_id()
-    store.submit(job_id, make_params(**params), request_id="r", user_id="ops")
-    return job_id
-
-
-def test_list_prints_jobs_newest_first(cli, store):
-    ids = [_submit(store, seed=n) for n in range(3)]
+def test_list_prints_jobs_newest_first(cli, store, submit):
+    ids = [submit(seed=n) for n in range(3)]
     result = cli("list", "--limit", "2")
     assert result.exit_code == 0, result.output
     page = json.loads(result.stdout)
@@ -35,8 +26,8 @@ def test_list_prints_jobs_newest_first(cli, store):
     assert json.loads(cli("list", "--state", "complete").stdout)["jobs"] == []
 
 
-def test_show_prints_one_job_and_exits_1_when_unknown(cli, store):
-    job_id = _submit(store)
+def test_show_prints_one_job_and_exits_1_when_unknown(cli, store, submit):
+    job_id = submit()
     result = cli("show", job_id)
     assert result.exit_code == 0 and json.loads(result.stdout)["id"] == job_id
     assert cli("show", str(ULID())).exit_code == 1
@@ -50,8 +41,8 @@ def test_bad_arguments_exit_2(cli):
     assert cli("frobnicate").exit_code == 2
 
 
-def test_requeue_submits_a_failed_job_again_with_the_same_params(cli, store):
-    job_id = _submit(store, seed=42, scenario_count=77)
+def test_requeue_submits_a_failed_job_again_with_the_same_params(cli, store, submit):
+    job_id = submit(seed=42, scenario_count=77, user_id="ops")
     claimed = store.claim_next(worker="w", instance="i", lease_seconds=30)
     store.mark_failed(job_id, claimed.attempt, "simulation_error", "boom", duration_ms=1)
     result = cli("requeue", job_id)
@@ -63,15 +54,15 @@ def test_requeue_submits_a_failed_job_again_with_the_same_params(cli, store):
     assert document["job"]["user_id"] == "ops"
 
 
-def test_requeue_of_a_job_that_did_not_fail_is_a_usage_error(cli, store):
-    job_id = _submit(store)
+def test_requeue_of_a_job_that_did_not_fail_is_a_usage_error(cli, store, submit):
+    job_id = submit()
     result = cli("requeue", job_id)
     assert result.exit_code == 2 and "only failed jobs" in result.output
     assert store.queue_depth()["pending"] == 1
 
 
-def test_depth_prints_the_queue_counts(cli, store):
-    _submit(store)
-    _submit(store)
+def test_depth_prints_the_queue_counts(cli, store, submit):
+    submit()
+    submit()
     store.claim_next(worker="w", instance="i", lease_seconds=30)
     assert json.loads(cli("depth").stdout) == {"pending": 1, "running": 1}

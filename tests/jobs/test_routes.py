@@ -13,7 +13,8 @@ from ulid import ULID
 from app import create_app
 from app.config import Settings
 from app.jobs.ids import new_job_id
-from tests.test_app_factory import _closed_port
+from app.services import EXTENSION_KEY
+from tests.support.ports import free_port
 
 VALID = {"slate_id": "nba-2026-11-28-main", "scenario_count": 1000}
 
@@ -157,18 +158,18 @@ def test_invalid_headers_are_rejected_naming_the_header(client, redis_client, he
 
 
 def test_redis_unreachable_is_503_store_unavailable(settings, tmp_path):
-    offline = Settings(**{**vars(settings), "redis_url": f"redis://127.0.0.1:{_closed_port()}/0"})
+    offline = Settings(**{**vars(settings), "redis_url": f"redis://127.0.0.1:{free_port()}/0"})
     application = create_app(offline)
     client = application.test_client()
     response = _post(client, VALID)
     _assert_error(response, 503, "store_unavailable")
     assert int(response.headers["Retry-After"]) > 0
     _assert_error(client.get(f"/jobs/{new_job_id()}"), 503, "store_unavailable")
-    application.extensions["slatesim"].close()
+    application.extensions[EXTENSION_KEY].close()
 
 
 def test_shutting_down_refuses_submissions_with_retry_after(app, client, redis_client):
-    app.extensions["slatesim"].shutting_down.set()
+    app.extensions[EXTENSION_KEY].shutting_down.set()
     response = _post(client, VALID)
     _assert_error(response, 503, "shutting_down")
     assert int(response.headers["Retry-After"]) > 0
@@ -197,9 +198,9 @@ def test_a_job_past_its_retention_is_410_and_leaves_no_key(settings, redis_clien
     assert response.status_code == 410
     assert response.get_json()["id"] == job_id
     assert response.get_json()["state"] == "expired"
-    application.extensions["slatesim"].store.sweep(max_lost_attempts=3)
+    application.extensions[EXTENSION_KEY].store.sweep(max_lost_attempts=3)
     assert redis_client.keys("slatesim:*") == []
-    application.extensions["slatesim"].close()
+    application.extensions[EXTENSION_KEY].close()
 
 
 def test_listing_pages_newest_first_without_results(client):

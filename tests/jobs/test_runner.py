@@ -10,11 +10,10 @@ import pytest
 import redis
 
 from app.config import Settings
-from app.jobs.ids import new_job_id
 from app.jobs.runner import JobDeferred, JobFailure, JobRunner
 from app.jobs.store import JobState, JobStore
-from tests.jobs.conftest import make_params
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 
 def _fast_settings(settings: Settings, **overrides) -> Settings:
@@ -25,15 +24,6 @@ def _fast_settings(settings: Settings, **overrides) -> Settings:
         "job_concurrency": 1,
     }
     return Settings(**{**vars(settings), **timing, **overrides})
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``predicate`` until true, failing the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -58,54 +48,48 @@ def run_with(store: JobStore, settings: Settings) -> Iterator[Callable[..., JobR
         runner.drain(0)
 
 
-def _submit(store: JobStore, **params) -> str:
-    job_id = new_job_id()
-    store.submit(job_id, make_params(**params), request_id="req-9", user_id=None)
-    return job_id
-
-
 def _state(store: JobStore, job_id: str) -> JobState:
     return store.get(job_id).state
 
 
-def test_a_job_runs_to_complete_with_its_result(store, run_with):
-    job_id = _submit(store, scenario_count=3, seed=5)
+def test_a_job_runs_to_complete_with_its_result(store, run_with, submit):
+    job_id = submit(scenario_count=3, seed=5)
     run_with(lambda params: {"echo": params["scenario_count"] * params["seed"]})
-    wait_for(lambda: _state(store, job_id) is JobState.COMPLETE)
+    wait_until(lambda: _state(store, job_id) is JobState.COMPLETE)
     record = store.get(job_id).to_dict()
     assert record["result"] == {"echo": 15}
     assert record["attempts"] == 1 and record["metadata"]["duration_ms"] >= 0
 
 
-def test_a_job_failure_is_recorded_with_its_code(store, run_with):
-    job_id = _submit(store)
+def test_a_job_failure_is_recorded_with_its_code(store, run_with, submit):
+    job_id = submit()
 
     def body(params):
         raise JobFailure("slate_not_found", "no slate 'test-slate'")
 
     run_with(body)
-    wait_for(lambda: _state(store, job_id) is JobState.FAILED)
+    wait_until(lambda: _state(store, job_id) is JobState.FAILED)
     assert store.get(job_id).to_dict()["error"] == {
         "code": "slate_not_found",
         "message": "no slate 'test-slate'",
     }
 
 
-def test_an_unexpected_exception_fails_the_job_without_a_traceback(store, run_with):
-    job_id = _submit(store)
+def test_an_unexpected_exception_fails_the_job_without_a_traceback(store, run_with, submit):
+    job_id = submit()
 
     def body(params):
         raise ZeroDivisionError("secret internals")
 
     run_with(body)
-    wait_for(lambda: _state(store, job_id) is JobState.FAILED)
+    wait_until(lambda: _state(store, job_id) is JobState.FAILED)
     error = store.get(job_id).to_dict()["error"]
     assert error["code"] == "simulation_error"
     assert "Traceback" not in error["message"] and "secret internals" not in error["message"]
 
 
-def test_a_deferred_job_goes_back_to_pending(store, run_with):
-    job_id = _submit(store)
+def test_a_deferred_job_goes_back_to_pending(store, run_with, submit):
+    job_id = submit()
     calls = []
 
     def body(params):
@@ -113,35 +97,35 @@ def test_a_deferred_job_goes_back_to_pending(store, run_with):
         raise JobDeferred("slate store down")
 
     run_with(body)
-    wait_for(lambda: len(calls) >= 1)
-    wait_for(lambda: _state(store, job_id) is JobState.PENDING)
+    wait_until(lambda: len(calls) >= 1)
+    wait_until(lambda: _state(store, job_id) is JobState.PENDING)
     assert store.get(job_id).to_dict()["lost_attempts"] == 0
 
 
-def test_a_job_whose_holder_vanished_is_recovered_and_completed(store, run_with):
-    job_id = _submit(store)
+def test_a_job_whose_holder_vanished_is_recovered_and_completed(store, run_with, submit):
+    job_id = submit()
     ghost = store.claim_next(worker="ghost:1", instance="ghost:0", lease_seconds=0.3)
     assert ghost.id == job_id
     run_with(lambda params: {"ok": True})
-    wait_for(lambda: _state(store, job_id) is JobState.COMPLETE)
+    wait_until(lambda: _state(store, job_id) is JobState.COMPLETE)
     record = store.get(job_id).to_dict()
     assert record["attempts"] == 2 and record["lost_attempts"] == 1
 
 
-def test_a_long_job_keeps_its_lease_through_heartbeats(store, run_with):
-    job_id = _submit(store)
+def test_a_long_job_keeps_its_lease_through_heartbeats(store, run_with, submit):
+    job_id = submit()
     release = threading.Event()
     run_with(lambda params: release.wait(10) and {"done": True})
-    wait_for(lambda: _state(store, job_id) is JobState.RUNNING)
+    wait_until(lambda: _state(store, job_id) is JobState.RUNNING)
     time.sleep(2.5)  # more than two lease periods of 1 s
     assert store.get(job_id).to_dict()["lost_attempts"] == 0
     release.set()
-    wait_for(lambda: _state(store, job_id) is JobState.COMPLETE)
+    wait_until(lambda: _state(store, job_id) is JobState.COMPLETE)
     assert store.get(job_id).to_dict()["attempts"] == 1
 
 
-def test_drain_waits_for_a_running_job(store, run_with):
-    job_id = _submit(store)
+def test_drain_waits_for_a_running_job(store, run_with, submit):
+    job_id = submit()
     started = threading.Event()
 
     def body(params):
@@ -155,8 +139,8 @@ def test_drain_waits_for_a_running_job(store, run_with):
     assert _state(store, job_id) is JobState.COMPLETE
 
 
-def test_drain_hands_back_stragglers_whose_late_result_is_discarded(store, run_with):
-    job_id = _submit(store)
+def test_drain_hands_back_stragglers_whose_late_result_is_discarded(store, run_with, submit):
+    job_id = submit()
     started, finish = threading.Event(), threading.Event()
 
     def body(params):
@@ -170,27 +154,29 @@ def test_drain_hands_back_stragglers_whose_late_result_is_discarded(store, run_w
     assert _state(store, job_id) is JobState.PENDING
     assert runner.running_job_ids() == [job_id]
     finish.set()
-    wait_for(lambda: runner.running_job_ids() == [])
+    wait_until(lambda: runner.running_job_ids() == [])
     assert _state(store, job_id) is JobState.PENDING
     assert "result" not in store.get(job_id).to_dict()
 
 
-def test_after_stop_claiming_no_new_job_starts(store, run_with):
+def test_after_stop_claiming_no_new_job_starts(store, run_with, submit):
     runner = run_with(lambda params: {"ok": True}, job_concurrency=2)
     runner.stop_claiming()
     time.sleep(0.3)
-    job_id = _submit(store)
+    job_id = submit()
     time.sleep(0.5)
     assert _state(store, job_id) is JobState.PENDING
 
 
-def test_a_result_finished_during_a_redis_outage_lands_when_redis_is_back(settings, tmp_path):
+def test_a_result_finished_during_a_redis_outage_lands_when_redis_is_back(
+    settings, tmp_path, submit
+):
     server = RedisServer(tmp_path).start()
     client = redis.Redis.from_url(
         server.url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1
     )
     store = JobStore(client, ttl_seconds=3600)
-    job_id = _submit(store)
+    job_id = submit(store=store)
     started, finish = threading.Event(), threading.Event()
 
     def body(params):
@@ -213,7 +199,7 @@ def test_a_result_finished_during_a_redis_outage_lands_when_redis_is_back(settin
         time.sleep(1.5)
         assert runner.running_job_ids() == [job_id]
         server.start()  # same port and data directory: the AOF brings the job back
-        wait_for(lambda: _state(store, job_id) is JobState.COMPLETE, timeout=20)
+        wait_until(lambda: _state(store, job_id) is JobState.COMPLETE, timeout=20)
         assert store.get(job_id).to_dict()["result"] == {"survived": True}
     finally:
         runner.drain(0)

@@ -10,24 +10,18 @@ import redis
 
 from app.jobs.ids import new_job_id
 from app.jobs.store import KEY_PREFIX, JobState, JobStore
-from tests.jobs.conftest import SHORT_TTL_SECONDS, make_params
 
 LEASE = 30.0
-
-
-def _submit(store: JobStore, **params) -> str:
-    job_id = new_job_id()
-    outcome = store.submit(job_id, make_params(**params), request_id="req-1", user_id="alice")
-    assert outcome.status == "created"
-    return job_id
+# Retention in the expiry tests: short enough to wait for, longer than the writes take.
+SHORT_TTL_SECONDS = 2
 
 
 def _claim(store: JobStore, worker: str = "host:1", lease: float = LEASE):
     return store.claim_next(worker=worker, instance="host:0", lease_seconds=lease)
 
 
-def test_submitted_job_is_pending_with_its_params_and_ids(store):
-    job_id = _submit(store, scenario_count=250, seed=11)
+def test_submitted_job_is_pending_with_its_params_and_ids(store, submit):
+    job_id = submit(scenario_count=250, seed=11)
     job = store.get(job_id)
     record = job.to_dict()
     assert record["state"] == "pending"
@@ -40,15 +34,15 @@ def test_submitted_job_is_pending_with_its_params_and_ids(store):
     assert store.queue_depth() == {"pending": 1, "running": 0}
 
 
-def test_claims_are_first_in_first_out(store):
-    ids = [_submit(store) for _ in range(5)]
+def test_claims_are_first_in_first_out(store, submit):
+    ids = [submit() for _ in range(5)]
     claimed = [_claim(store).id for _ in range(5)]
     assert claimed == ids
     assert _claim(store) is None
 
 
-def test_claim_starts_an_attempt_and_takes_a_lease(store):
-    job_id = _submit(store)
+def test_claim_starts_an_attempt_and_takes_a_lease(store, submit):
+    job_id = submit()
     job = _claim(store, worker="host:42")
     assert job.id == job_id and job.state is JobState.RUNNING and job.attempt == 1
     record = store.get(job_id).to_dict()
@@ -57,8 +51,8 @@ def test_claim_starts_an_attempt_and_takes_a_lease(store):
     assert store.queue_depth() == {"pending": 0, "running": 1}
 
 
-def test_many_threads_claiming_at_once_run_every_job_exactly_once(store):
-    ids = {_submit(store) for _ in range(300)}
+def test_many_threads_claiming_at_once_run_every_job_exactly_once(store, submit):
+    ids = {submit() for _ in range(300)}
     claims: Counter[str] = Counter()
     lock = threading.Lock()
     start = threading.Barrier(8)
@@ -78,8 +72,8 @@ def test_many_threads_claiming_at_once_run_every_job_exactly_once(store):
     assert max(claims.values()) == 1
 
 
-def test_completion_stores_the_result_atomically(store):
-    job_id = _submit(store)
+def test_completion_stores_the_result_atomically(store, submit):
+    job_id = submit()
     job = _claim(store)
     assert store.mark_complete(job_id, job.attempt, '{"players": []}', duration_ms=12.5)
     record = store.get(job_id).to_dict()
@@ -90,8 +84,8 @@ def test_completion_stores_the_result_atomically(store):
     assert store.queue_depth() == {"pending": 0, "running": 0}
 
 
-def test_failure_records_a_stable_code(store):
-    job_id = _submit(store)
+def test_failure_records_a_stable_code(store, submit):
+    job_id = submit()
     job = _claim(store)
     assert store.mark_failed(job_id, job.attempt, "slate_not_found", "no slate x", duration_ms=1)
     record = store.get(job_id).to_dict()
@@ -99,8 +93,8 @@ def test_failure_records_a_stable_code(store):
     assert record["error"] == {"code": "slate_not_found", "message": "no slate x"}
 
 
-def test_a_stale_holder_cannot_overwrite_the_newer_attempt(store):
-    job_id = _submit(store)
+def test_a_stale_holder_cannot_overwrite_the_newer_attempt(store, submit):
+    job_id = submit()
     stale = _claim(store, worker="host:1", lease=0.2)
     time.sleep(0.3)
     assert store.sweep(max_lost_attempts=3)[0].outcome == "requeued"
@@ -112,17 +106,17 @@ def test_a_stale_holder_cannot_overwrite_the_newer_attempt(store):
     assert store.get(job_id).to_dict()["result"] == {"v": "new"}
 
 
-def test_a_released_attempt_cannot_complete(store):
-    job_id = _submit(store)
+def test_a_released_attempt_cannot_complete(store, submit):
+    job_id = submit()
     job = _claim(store)
     assert store.release(job_id, job.attempt)
     assert not store.mark_complete(job_id, job.attempt, "{}", duration_ms=1)
     assert store.get(job_id).state is JobState.PENDING
 
 
-def test_a_lapsed_lease_puts_the_job_back_first_in_line(store):
-    lost = _submit(store)
-    later = _submit(store)
+def test_a_lapsed_lease_puts_the_job_back_first_in_line(store, submit):
+    lost = submit()
+    later = submit()
     _claim(store, lease=0.2)
     time.sleep(0.3)
     outcomes = store.sweep(max_lost_attempts=3)
@@ -133,14 +127,14 @@ def test_a_lapsed_lease_puts_the_job_back_first_in_line(store):
     assert _claim(store).id == later
 
 
-def test_a_live_lease_is_not_recovered(store):
-    _submit(store)
+def test_a_live_lease_is_not_recovered(store, submit):
+    submit()
     _claim(store, lease=30)
     assert store.sweep(max_lost_attempts=3) == []
 
 
-def test_a_job_that_keeps_losing_its_worker_fails_with_worker_lost(store):
-    job_id = _submit(store)
+def test_a_job_that_keeps_losing_its_worker_fails_with_worker_lost(store, submit):
+    job_id = submit()
     for attempt in range(1, 4):
         assert _claim(store, lease=0.1).attempt == attempt
         time.sleep(0.2)
@@ -152,8 +146,8 @@ def test_a_job_that_keeps_losing_its_worker_fails_with_worker_lost(store):
     assert _claim(store) is None
 
 
-def test_renewing_keeps_the_lease_and_reports_lost_ones(store):
-    kept_id, lost_id = _submit(store), _submit(store)
+def test_renewing_keeps_the_lease_and_reports_lost_ones(store, submit):
+    kept_id, lost_id = submit(), submit()
     kept, lost = _claim(store, lease=0.5), _claim(store, lease=0.5)
     assert store.release(lost_id, lost.attempt)
     for _ in range(3):
@@ -165,8 +159,8 @@ def test_renewing_keeps_the_lease_and_reports_lost_ones(store):
     assert store.get(kept_id).state is JobState.RUNNING
 
 
-def test_release_instance_hands_back_only_that_instance(store):
-    mine, theirs = _submit(store), _submit(store)
+def test_release_instance_hands_back_only_that_instance(store, submit):
+    mine, theirs = submit(), submit()
     store.claim_next(worker="a:1", instance="a:0", lease_seconds=LEASE)
     store.claim_next(worker="b:1", instance="b:0", lease_seconds=LEASE)
     assert store.release_instance("a:0") == [mine]
@@ -174,7 +168,7 @@ def test_release_instance_hands_back_only_that_instance(store):
     assert store.get(theirs).state is JobState.RUNNING
 
 
-def test_idempotency_returns_the_original_or_a_conflict(store):
+def test_idempotency_returns_the_original_or_a_conflict(store, make_params):
     first = store.submit(
         new_job_id(), make_params(), request_id="r1", user_id="u", idempotency=("key-1", "fp-a")
     )
@@ -197,7 +191,7 @@ def test_idempotency_returns_the_original_or_a_conflict(store):
     assert store.queue_depth()["pending"] == 2
 
 
-def test_racing_identical_submissions_create_one_job(store):
+def test_racing_identical_submissions_create_one_job(store, make_params):
     outcomes = []
     start = threading.Barrier(10)
 
@@ -222,8 +216,8 @@ def test_racing_identical_submissions_create_one_job(store):
     assert sorted(o.status for o in outcomes) == ["created"] + ["existing"] * 9
 
 
-def test_listing_is_newest_first_and_paginated(store):
-    ids = [_submit(store) for _ in range(5)]
+def test_listing_is_newest_first_and_paginated(store, submit):
+    ids = [submit() for _ in range(5)]
     _claim(store)
     page, cursor = store.list_jobs(None, limit=2)
     assert [j.id for j in page] == ids[::-1][:2]
@@ -237,9 +231,9 @@ def test_listing_is_newest_first_and_paginated(store):
     assert [j.id for j in pending] == ids[::-1][:4]
 
 
-def test_expired_jobs_leave_no_key_behind(redis_client: redis.Redis):
+def test_expired_jobs_leave_no_key_behind(redis_client: redis.Redis, submit, make_params):
     store = JobStore(redis_client, ttl_seconds=SHORT_TTL_SECONDS)
-    done, failed, queued = (_submit(store) for _ in range(3))
+    done, failed, queued = (submit(store=store) for _ in range(3))
     job = _claim(store)
     assert store.mark_complete(done, job.attempt, "{}", duration_ms=1)
     job = _claim(store)

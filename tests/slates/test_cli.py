@@ -6,8 +6,9 @@ import dataclasses
 
 from app import create_app
 from app.config import Settings
+from app.services import EXTENSION_KEY
 from app.slates.cli import seed_command
-from tests.test_app_factory import _closed_port
+from tests.support.ports import free_port
 
 
 def test_seed_loads_the_demo_slates_and_prints_one_summary_line(app, seeded_slates):
@@ -27,13 +28,13 @@ def test_seed_if_empty_leaves_a_seeded_graph_alone(app, seeded_slates):
 
 def test_seed_without_neo4j_exits_1_with_a_short_message(settings: Settings):
     offline = dataclasses.replace(
-        settings, neo4j_uri=f"bolt://127.0.0.1:{_closed_port()}", dependency_timeout_seconds=0.5
+        settings, neo4j_uri=f"bolt://127.0.0.1:{free_port()}", dependency_timeout_seconds=0.5
     )
     app = create_app(offline)
     try:
         result = app.test_cli_runner().invoke(seed_command)
     finally:
-        app.extensions["slatesim"].close()
+        app.extensions[EXTENSION_KEY].close()
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         "Error: cannot seed, Neo4j is unavailable: ServiceUnavailable: cannot reach Neo4j"

@@ -23,7 +23,7 @@ from app.config import Settings
 from app.connections import create_neo4j_driver
 from app.slates.demo_data import demo_slates
 from app.slates.repository import SlateRepository, SlateStoreUnavailableError
-from tests.test_app_factory import _closed_port
+from tests.support.ports import free_port
 
 # Generous for a cold JVM, which plans the first queries slowly; outages use short timeouts.
 TEST_TIMEOUT_SECONDS = 10.0
@@ -169,7 +169,7 @@ def test_server_info_gives_the_version_and_edition(repository):
 
 
 def test_a_closed_port_is_unavailable_within_about_the_timeout(settings_for_tests):
-    port = _closed_port()
+    port = free_port()
     with _unreachable(settings_for_tests, neo4j_uri=f"bolt://127.0.0.1:{port}") as repository:
         started = time.monotonic()
         with pytest.raises(SlateStoreUnavailableError) as caught:

@@ -8,7 +8,8 @@ import pytest
 
 from app import create_app
 from app.config import Settings
-from tests.test_app_factory import _closed_port
+from app.services import EXTENSION_KEY
+from tests.support.ports import free_port
 
 PLAYER_FIELDS = ["id", "name", "team_id", "game_id", "salary", "positions", "projection", "stddev"]
 
@@ -65,7 +66,7 @@ def test_a_very_long_unknown_id_is_echoed_truncated(client):
 
 def test_neo4j_down_is_a_503_with_retry_after(settings: Settings):
     offline = dataclasses.replace(
-        settings, neo4j_uri=f"bolt://127.0.0.1:{_closed_port()}", dependency_timeout_seconds=0.5
+        settings, neo4j_uri=f"bolt://127.0.0.1:{free_port()}", dependency_timeout_seconds=0.5
     )
     app = create_app(offline)
     try:
@@ -75,4 +76,4 @@ def test_neo4j_down_is_a_503_with_retry_after(settings: Settings):
             assert "ServiceUnavailable" in error["message"]
             assert int(response.headers["Retry-After"]) > 0
     finally:
-        app.extensions["slatesim"].close()
+        app.extensions[EXTENSION_KEY].close()
