@@ -13,13 +13,13 @@ import logging
 import logging.config
 import os
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
 from app.config import Settings
 from app.context import current_ids
+from app.timestamps import iso_utc
 
 # Paths of orchestrator probes: their access lines go to DEBUG so a probe a second cannot flood.
 PROBE_PATHS = frozenset({"/health", "/ready"})
@@ -37,11 +37,7 @@ class JsonLineFormatter(JsonFormatter):
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
         """Fill ``log_data`` with timestamp, level, logger, message, IDs, context, pid, exc_info."""
-        log_data["timestamp"] = (
-            datetime.fromtimestamp(record.created, tz=UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
+        log_data["timestamp"] = iso_utc(record.created)
         log_data["level"] = record.levelname
         log_data["logger"] = record.name
         log_data["message"] = record.message

@@ -6,7 +6,6 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import redis
 from flask import current_app
@@ -18,6 +17,7 @@ from app.jobs.runner import JobRunner
 from app.jobs.service import JobService
 from app.jobs.store import JobStore
 from app.slates.repository import SlateRepository
+from app.timestamps import iso_utc
 
 EXTENSION_KEY = "slatesim"
 
@@ -47,8 +47,7 @@ class Services:
     @property
     def started_at_iso(self) -> str:
         """When this process built its app, ISO 8601 UTC."""
-        moment = datetime.fromtimestamp(self.started_at, tz=UTC)
-        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return iso_utc(self.started_at)
 
     def close(self) -> None:
         """Release pooled connections and check threads; called when the process ends."""

@@ -32,19 +32,12 @@ from typing import Any
 import redis
 
 from app.config import Settings
-from app.connections import create_redis
 from app.jobs.ids import new_job_id
 from app.jobs.store import JobStore
 from app.slates.demo_data import demo_slates
 from app.slates.simulation import simulate
-from bench.run import (
-    Figure,
-    Gunicorn,
-    empty_redis_db,
-    exit_on_sigterm,
-    report,
-    service_env,
-)
+from bench.run import BARE_CONFIG, Figure, bench_database, exit_on_sigterm, report
+from tests.support.gunicorn import Gunicorn
 
 # Own database of the shared Redis, flushed before and after; far from the low numbers that
 # the tests (1), `make run` (0) and ad-hoc work reach for.
@@ -236,11 +229,11 @@ class SideBySide:
         for _ in range(SLICE_ATTEMPTS):
             wait_for_quiet_redis(self.redis_client)
             forks = self.redis_client.info("stats")["total_forks"]
-            cpu = group_cpu_seconds(server.process.pid)
+            cpu = group_cpu_seconds(server.pid)
             load = run_wrk(
                 server.port, request, self.workdir, duration=seconds, connections=connections
             )
-            load = replace(load, cpu_seconds=group_cpu_seconds(server.process.pid) - cpu)
+            load = replace(load, cpu_seconds=group_cpu_seconds(server.pid) - cpu)
             if self.redis_client.info("stats")["total_forks"] == forks:
                 break
             self.disturbed_slices += 1
@@ -341,14 +334,8 @@ def main() -> None:
     notes: list[str] = []
     raw: dict[str, Any] = {}
     try:
-        env = service_env(REDIS_DB)
-        client = create_redis(Settings(redis_url=env["REDIS_URL"]))
-        empty_redis_db(client, "http")
-        try:
+        with bench_database("http", REDIS_DB) as (env, client):
             figures, raw = run(env, client, args.duration, args.warmup, notes)
-        finally:
-            client.flushdb()
-            client.close()
     except Exception as error:  # a benchmark reports what went wrong; it never fails a build
         notes.append(f"did not complete: {error!r}")
     notes.append(
@@ -370,18 +357,20 @@ def run(
     intake_only = {**env, "JOB_CONCURRENCY": "0"}
     with tempfile.TemporaryDirectory(prefix="slatesim-bench-http-") as tmp:
         workdir = Path(tmp)
-        service = Gunicorn("gunicorn.conf.py", intake_only, workdir).start()
-        bare = Gunicorn("bench/bare_gunicorn_conf.py", intake_only, workdir).start()
+        service = Gunicorn(intake_only, workdir, keep_output=False).start(wait=False)
+        bare = Gunicorn(intake_only, workdir, config=BARE_CONFIG, keep_output=False)
+        bare.start(wait=False)
         try:
-            service.wait_serving("/ready")
-            bare.wait_serving("/health")
+            service.wait_until_serving("/ready")
+            bare.wait_until_serving("/health")
             # The complete job first: its claim takes the oldest pending job.
             complete_id = complete_job(JobStore(client, ttl_seconds=Settings().job_ttl_seconds))
-            status, pending = service.request("POST", "/jobs", SUBMISSION)
-            if status != 202:
-                raise RuntimeError(f"POST /jobs answered {status}: {pending}")
+            submitted = service.request("POST", "/jobs", SUBMISSION)
+            if submitted.status != 202:
+                raise RuntimeError(f"POST /jobs answered {submitted.status}: {submitted.body}")
+            pending = submitted.body
             for job_id, state in ((pending["id"], "pending"), (complete_id, "complete")):
-                if service.request("GET", f"/jobs/{job_id}")[1]["state"] != state:
+                if service.request("GET", f"/jobs/{job_id}").body["state"] != state:
                     raise RuntimeError(f"job {job_id} is not {state}")
             bench = SideBySide(service, bare, workdir, client, duration, warmup)
             loads: dict[str, tuple[Load, Load]] = {}

@@ -29,16 +29,10 @@ from typing import Any
 import redis
 
 from app.config import Settings
-from app.connections import create_redis
 from app.jobs.store import LEASES_KEY, job_key
-from bench.run import (
-    Figure,
-    Gunicorn,
-    empty_redis_db,
-    exit_on_sigterm,
-    report,
-    service_env,
-)
+from bench.run import BARE_CONFIG, Figure, bench_database, empty_redis_db, exit_on_sigterm, report
+from tests.support.gunicorn import SERVICE_CONFIG, Gunicorn
+from tests.support.waiting import wait_until
 
 # Own database of the shared Redis, flushed before and after; far from the low numbers that
 # the tests (1), `make run` (0) and ad-hoc work reach for.
@@ -57,56 +51,55 @@ STATE_TIMEOUT_SECONDS = 60.0
 TARGET_RECOVERY_RATIO = 1.0
 
 
-def start(config: str, env: dict[str, str], workdir: Path, name: str) -> Gunicorn:
+def start(config: str, env: dict[str, str], workdir: Path) -> Gunicorn:
     """A gunicorn instance serving, its output kept in ``workdir`` for a failure's message."""
-    server = Gunicorn(config, env, workdir, stdout=workdir / f"{name}.out").start()
-    server.wait_serving("/health")
+    server = Gunicorn(env, workdir, config=config).start()
     time.sleep(SETTLE_SECONDS)
     return server
 
 
 def wait_for_state(client: redis.Redis, job_id: str, state: str, timeout: float) -> float:
     """Poll Redis until the job is in ``state``; return the wall-clock time it was seen."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.hget(job_key(job_id), "state") == state:
-            return time.time()
-        time.sleep(POLL_SECONDS)
-    raise RuntimeError(f"job {job_id} not {state} after {timeout:g}s")
+    return wait_until(
+        lambda: client.hget(job_key(job_id), "state") == state and time.time(),
+        timeout,
+        what=f"job {job_id} {state}",
+        interval=POLL_SECONDS,
+    )
 
 
 def submit(server: Gunicorn) -> str:
     """Submit the football job through ``server``; its ID."""
-    if server.request("GET", f"/slates/{SLATE_ID}")[0] != 200:
+    if server.request("GET", f"/slates/{SLATE_ID}").status != 200:
         raise RuntimeError(f"no slate {SLATE_ID}: run `flask --app app.wsgi seed --if-empty`")
     body = {"slate_id": SLATE_ID, "scenario_count": JOB_SCENARIOS, "seed": 7}
-    status, job = server.request("POST", "/jobs", body)
-    if status != 202:
-        raise RuntimeError(f"POST /jobs answered {status}: {job}")
-    return job["id"]
+    response = server.request("POST", "/jobs", body)
+    if response.status != 202:
+        raise RuntimeError(f"POST /jobs answered {response.status}: {response.body}")
+    return str(response.body["id"])
 
 
-def idle_exit(config: str, env: dict[str, str], workdir: Path, name: str) -> float:
+def idle_exit(config: str, env: dict[str, str], workdir: Path) -> float:
     """Seconds from SIGTERM to the master's exit, nothing running."""
-    server = start(config, env, workdir, name)
+    server = start(config, env, workdir)
     try:
         signalled = time.monotonic()
         server.terminate()
-        server.process.wait(EXIT_TIMEOUT_SECONDS)
+        server.wait_exit(EXIT_TIMEOUT_SECONDS)
         return time.monotonic() - signalled
     finally:
         server.stop()
 
 
-def drain_exit(env: dict[str, str], workdir: Path, client: redis.Redis, name: str) -> dict:
+def drain_exit(env: dict[str, str], workdir: Path, client: redis.Redis) -> dict:
     """SIGTERM during a job: seconds from the job's end to the exit, and what became of it."""
-    server = start("gunicorn.conf.py", env, workdir, name)
+    server = start(SERVICE_CONFIG, env, workdir)
     try:
         job_id = submit(server)
         wait_for_state(client, job_id, "running", STATE_TIMEOUT_SECONDS)
         signalled = time.time()
         server.terminate()
-        server.process.wait(EXIT_TIMEOUT_SECONDS)
+        server.wait_exit(EXIT_TIMEOUT_SECONDS)
         exited = time.time()
     finally:
         server.stop()
@@ -119,9 +112,9 @@ def drain_exit(env: dict[str, str], workdir: Path, client: redis.Redis, name: st
     }
 
 
-def crash_recovery(env: dict[str, str], workdir: Path, client: redis.Redis, name: str) -> dict:
+def crash_recovery(env: dict[str, str], workdir: Path, client: redis.Redis) -> dict:
     """SIGKILL the instance running a job; seconds until Redis shows the job pending again."""
-    server = start("gunicorn.conf.py", env, workdir, name)
+    server = start(SERVICE_CONFIG, env, workdir)
     try:
         job_id = submit(server)
         wait_for_state(client, job_id, "running", STATE_TIMEOUT_SECONDS)
@@ -146,20 +139,16 @@ def measure(env: dict[str, str], client: redis.Redis, trials: int) -> dict[str, 
     raw: dict[str, Any] = {"idle_exit_s": {"service": [], "bare": []}, "drain": [], "crash": []}
     with tempfile.TemporaryDirectory(prefix="slatesim-bench-lifecycle-") as tmp:
         workdir = Path(tmp)
-        for trial in range(trials):
-            raw["idle_exit_s"]["service"].append(
-                idle_exit("gunicorn.conf.py", with_jobs, workdir, f"idle-service-{trial}")
-            )
-            raw["idle_exit_s"]["bare"].append(
-                idle_exit("bench/bare_gunicorn_conf.py", env, workdir, f"idle-bare-{trial}")
-            )
-        for trial in range(trials):
-            raw["drain"].append(drain_exit(with_jobs, workdir, client, f"drain-{trial}"))
+        for _ in range(trials):
+            raw["idle_exit_s"]["service"].append(idle_exit(SERVICE_CONFIG, with_jobs, workdir))
+            raw["idle_exit_s"]["bare"].append(idle_exit(BARE_CONFIG, env, workdir))
+        for _ in range(trials):
+            raw["drain"].append(drain_exit(with_jobs, workdir, client))
             empty_redis_db(client, "lifecycle")
-        sweeper = start("gunicorn.conf.py", {**env, "JOB_CONCURRENCY": "0"}, workdir, "sweeper")
+        sweeper = start(SERVICE_CONFIG, {**env, "JOB_CONCURRENCY": "0"}, workdir)
         try:
-            for trial in range(trials):
-                raw["crash"].append(crash_recovery(with_jobs, workdir, client, f"crash-{trial}"))
+            for _ in range(trials):
+                raw["crash"].append(crash_recovery(with_jobs, workdir, client))
                 empty_redis_db(client, "lifecycle")
         finally:
             sweeper.stop()
@@ -220,14 +209,8 @@ def main() -> None:
     notes: list[str] = []
     raw: dict[str, Any] = {}
     try:
-        env = service_env(REDIS_DB)
-        client = create_redis(Settings(redis_url=env["REDIS_URL"]))
-        empty_redis_db(client, "lifecycle")
-        try:
+        with bench_database("lifecycle", REDIS_DB) as (env, client):
             raw = measure(env, client, args.trials)
-        finally:
-            client.flushdb()
-            client.close()
         figures = figures_from(raw, notes)
     except Exception as error:  # a benchmark reports what went wrong; it never fails a build
         notes.append(f"did not complete: {error!r}")

@@ -21,7 +21,7 @@ import argparse
 import collections
 import json
 import statistics
-import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -38,14 +38,8 @@ from app.jobs.ids import new_job_id
 from app.jobs.store import Job, JobStore
 from app.slates.demo_data import demo_slates
 from app.slates.simulation import simulate
-from bench.run import (
-    Figure,
-    empty_redis_db,
-    exit_on_sigterm,
-    free_port,
-    report,
-    service_env,
-)
+from bench.run import Figure, bench_database, exit_on_sigterm, report
+from tests.support.redis_server import RedisServer
 
 # Own database of the shared Redis, flushed before and after; far from the low numbers that
 # the tests (1), `make run` (0) and ad-hoc work reach for.
@@ -93,11 +87,9 @@ def submits_per_second(submit: Callable[[], object], count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def throughput(url: str, rounds: int) -> dict[str, list[float]]:
+def throughput(client: redis.Redis, rounds: int) -> dict[str, list[float]]:
     """Submits per second of each round, for the store and for rq, on the same Redis."""
-    client = create_redis(Settings(redis_url=url))
     rq = rq_client(client)
-    empty_redis_db(client, "store")
     try:
         store = JobStore(client, ttl_seconds=Settings().job_ttl_seconds)
         queue = Queue(RQ_QUEUE, connection=rq)
@@ -115,8 +107,6 @@ def throughput(url: str, rounds: int) -> dict[str, list[float]]:
                 rates[name].append(submits_per_second(contenders[name], SUBMITS_PER_ROUND))
         return rates
     finally:
-        client.flushdb()
-        client.close()
         rq.close()
 
 
@@ -132,46 +122,6 @@ class CommandCount:
     def total(self) -> float:
         """Commands the client sent, all names together."""
         return sum(self.commands.values())
-
-
-class PrivateRedis:
-    """A redis-server of the bench's own on a free loopback port, without persistence."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._process = subprocess.Popen(
-            [
-                "redis-server",
-                *("--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + REDIS_START_SECONDS
-        try:
-            while not self._answers(client):
-                if time.monotonic() > deadline or self._process.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("the private redis-server did not start")
-                time.sleep(0.05)
-        finally:
-            client.close()
-
-    @staticmethod
-    def _answers(client: redis.Redis) -> bool:
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-
-    def stop(self) -> None:
-        """Stop the server (it keeps no data)."""
-        if self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(10)
 
 
 def count_commands(
@@ -221,45 +171,51 @@ def count_commands(
 
 def command_counts() -> dict[str, CommandCount]:
     """Commands per submit, claim, completion and rq enqueue, on a private redis-server."""
-    server = PrivateRedis()
-    try:
-        client = create_redis(Settings(redis_url=server.url))
-        store = JobStore(client, ttl_seconds=Settings().job_ttl_seconds)
-        slate = next(s for s in demo_slates() if s["id"] == PARAMS["slate_id"])
-        result = json.dumps(
-            simulate(slate, PARAMS["scenario_count"], PARAMS["seed"]), separators=(",", ":")
-        )
-        batch = WARMUP_OPERATIONS + COUNTED_OPERATIONS
-        claimed: list[Job] = []
+    with tempfile.TemporaryDirectory(prefix="slatesim-bench-store-") as directory:
+        server = RedisServer(Path(directory), persistent=False).start()
+        try:
+            return _count_each_operation(server.url)
+        finally:
+            server.stop()
 
-        def claim() -> None:
-            claimed.append(store.claim_next(worker="bench", instance="bench", lease_seconds=60))
 
-        def complete() -> None:
-            job = claimed.pop()
-            store.mark_complete(job.id, job.attempt, result, duration_ms=1.0)
+def _count_each_operation(url: str) -> dict[str, CommandCount]:
+    """Commands per operation on the private server at ``url``."""
+    client = create_redis(Settings(redis_url=url))
+    store = JobStore(client, ttl_seconds=Settings().job_ttl_seconds)
+    slate = next(s for s in demo_slates() if s["id"] == PARAMS["slate_id"])
+    result = json.dumps(
+        simulate(slate, PARAMS["scenario_count"], PARAMS["seed"]), separators=(",", ":")
+    )
+    batch = WARMUP_OPERATIONS + COUNTED_OPERATIONS
+    claimed: list[Job] = []
 
-        rq = rq_client(client)
-        queue = Queue(RQ_QUEUE, connection=rq)
-        operations: dict[str, Callable[[], object]] = {
-            "submit": lambda: submit_once(store),
-            "claim": claim,
-            "completion": complete,
-            "rq enqueue": lambda: queue.enqueue(RQ_FUNCTION, PARAMS),
-        }
-        counts = {}
-        for name, operation in operations.items():
-            if name == "claim":
-                for _ in range(batch):  # pending jobs for the claims to take
-                    submit_once(store)
-            for _ in range(WARMUP_OPERATIONS):
-                operation()
-            counts[name] = count_commands(client, server.url, operation, COUNTED_OPERATIONS)
-        client.close()
-        rq.close()
-        return counts
-    finally:
-        server.stop()
+    def claim() -> None:
+        claimed.append(store.claim_next(worker="bench", instance="bench", lease_seconds=60))
+
+    def complete() -> None:
+        job = claimed.pop()
+        store.mark_complete(job.id, job.attempt, result, duration_ms=1.0)
+
+    rq = rq_client(client)
+    queue = Queue(RQ_QUEUE, connection=rq)
+    operations: dict[str, Callable[[], object]] = {
+        "submit": lambda: submit_once(store),
+        "claim": claim,
+        "completion": complete,
+        "rq enqueue": lambda: queue.enqueue(RQ_FUNCTION, PARAMS),
+    }
+    counts = {}
+    for name, operation in operations.items():
+        if name == "claim":
+            for _ in range(batch):  # pending jobs for the claims to take
+                submit_once(store)
+        for _ in range(WARMUP_OPERATIONS):
+            operation()
+        counts[name] = count_commands(client, url, operation, COUNTED_OPERATIONS)
+    client.close()
+    rq.close()
+    return counts
 
 
 def main() -> None:
@@ -274,7 +230,8 @@ def main() -> None:
     notes: list[str] = []
     raw: dict[str, Any] = {}
     try:
-        rates = throughput(service_env(REDIS_DB)["REDIS_URL"], args.rounds)
+        with bench_database("store", REDIS_DB) as (_env, client):
+            rates = throughput(client, args.rounds)
         raw["submits_per_s"] = rates
         store_rate, rq_rate = statistics.median(rates["store"]), statistics.median(rates["rq"])
         figures.append(

@@ -16,28 +16,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import importlib.metadata
 import importlib.util
 import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from app.config import VARIABLES
+from app.config import Settings
+from app.connections import create_redis
+from app.timestamps import iso_utc
+from tests.support.services import service_env as local_service_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -53,10 +53,10 @@ PARTS = {
 PART_TIMEOUT_SECONDS = 900
 # Redis databases the tests (1) and `make run` (0) use: a benchmark never flushes them.
 RESERVED_REDIS_DBS = (0, 1)
+# The bare Flask app with the service's gunicorn settings: the baseline of HTTP figures.
+BARE_CONFIG = "bench/bare_gunicorn_conf.py"
 # Set in a Redis database a benchmark uses, so its leftovers can be told from others' data.
 BENCH_MARKER_KEY = "slatesim-bench:part"
-# How long a freshly started gunicorn may take to answer (imports, Neo4j driver, two workers).
-SERVE_TIMEOUT_SECONDS = 60.0
 
 
 # --- figures and the report -------------------------------------------------------------------
@@ -163,7 +163,7 @@ def report(
     if json_path is not None:
         payload = {
             "part": part,
-            "measured_at": utc_now(),
+            "measured_at": iso_utc(),
             "figures": [figure_dict(f) for f in figures],
             "missed": missed,
             "notes": notes,
@@ -191,18 +191,12 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, leave)
 
 
-def utc_now() -> str:
-    """The current time, ISO 8601 UTC, seconds."""
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-# --- the services and gunicorn -------------------------------------------------------------------
-def redis_url_for_db(url: str, db: int) -> str:
-    """The same Redis server as ``url``, database ``db`` (never one the tests or `make run` use)."""
-    if db in RESERVED_REDIS_DBS:
-        raise ValueError(f"Redis database {db} belongs to the tests or `make run`")
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+# --- the services ------------------------------------------------------------------------------
+def service_env(redis_db: int) -> dict[str, str]:
+    """REDIS_URL (on ``redis_db``, never one the tests or `make run` use) and NEO4J_*."""
+    if redis_db in RESERVED_REDIS_DBS:
+        raise ValueError(f"Redis database {redis_db} belongs to the tests or `make run`")
+    return local_service_env(redis_db)
 
 
 def empty_redis_db(client: redis.Redis, part: str) -> None:
@@ -221,131 +215,17 @@ def empty_redis_db(client: redis.Redis, part: str) -> None:
     client.set(BENCH_MARKER_KEY, part)
 
 
-def service_env(redis_db: int) -> dict[str, str]:
-    """REDIS_URL (on ``redis_db``) and NEO4J_* as `make` exports them from .run/services.env."""
-    missing = [n for n in ("REDIS_URL", "NEO4J_URI", "NEO4J_PASSWORD") if not os.environ.get(n)]
-    if missing:
-        raise RuntimeError(
-            f"{', '.join(missing)} not set: run it through make, which starts the services "
-            "and exports .run/services.env"
-        )
-    return {
-        "REDIS_URL": redis_url_for_db(os.environ["REDIS_URL"], redis_db),
-        "NEO4J_URI": os.environ["NEO4J_URI"],
-        "NEO4J_USER": os.environ.get("NEO4J_USER", "neo4j"),
-        "NEO4J_PASSWORD": os.environ["NEO4J_PASSWORD"],
-    }
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def http_request(
-    port: int, method: str, path: str, body: Any = None, timeout: float = 10.0
-) -> tuple[int, Any]:
-    """One request on a new connection; the body decoded as JSON when it is JSON."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+@contextlib.contextmanager
+def bench_database(part: str, redis_db: int) -> Iterator[tuple[dict[str, str], redis.Redis]]:
+    """The service environment on ``redis_db`` and a client of it, emptied before and after."""
+    env = service_env(redis_db)
+    client = create_redis(Settings(redis_url=env["REDIS_URL"]))
     try:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        payload = json.dumps(body).encode() if body is not None else None
-        connection.request(method, path, body=payload, headers=headers)
-        reply = connection.getresponse()
-        raw = reply.read()
-        decoded = json.loads(raw) if "json" in reply.getheader("Content-Type", "") else raw
-        return reply.status, decoded
+        empty_redis_db(client, part)
+        yield env, client
     finally:
-        connection.close()
-
-
-@dataclass
-class Gunicorn:
-    """A gunicorn master (and its workers) started from the repository in its own session.
-
-    ``config`` is the file given to ``-c``: ``gunicorn.conf.py`` for the service, or
-    ``bench/bare_gunicorn_conf.py`` for the baseline app with the same settings. Every
-    setting of the service not in ``env`` is its default, whatever the caller's shell exports.
-    """
-
-    config: str
-    env: dict[str, str]
-    log_dir: Path
-    stdout: Path | None = None
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
-
-    def start(self) -> Gunicorn:
-        """Start the master; ``wait_serving`` tells when it answers."""
-        # The service's own variables come from ``env`` only: anything else is its default.
-        inherited = {k: v for k, v in os.environ.items() if k not in VARIABLES}
-        env = {
-            **inherited,
-            "LOG_FILE": str(self.log_dir / f"app-{self.port}.log"),
-            **self.env,
-            "BIND": f"127.0.0.1:{self.port}",
-        }
-        out = open(self.stdout, "ab") if self.stdout else subprocess.DEVNULL  # noqa: SIM115
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", self.config],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        finally:
-            if self.stdout:
-                out.close()
-        return self
-
-    def wait_serving(self, path: str = "/health", timeout: float = SERVE_TIMEOUT_SECONDS) -> None:
-        """Block until ``path`` answers 200; raise with the output's tail if it never does."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn ({self.config}) exited early: {self.output_tail()}")
-            with contextlib.suppress(OSError):
-                if http_request(self.port, "GET", path, timeout=2)[0] == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"gunicorn ({self.config}) did not serve {path}: {self.output_tail()}")
-
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """A request to this instance."""
-        return http_request(self.port, method, path, body)
-
-    def terminate(self) -> None:
-        """SIGTERM to the master: the graceful shutdown an orchestrator starts."""
-        os.kill(self.process.pid, signal.SIGTERM)
-
-    def kill_group(self) -> None:
-        """SIGKILL the master and every worker at once: no hook runs."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        """Leave nothing of this instance running."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill_group()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-
-    def output_tail(self, chars: int = 2000) -> str:
-        """The end of what the process wrote, when it writes to a file."""
-        if self.stdout and self.stdout.exists():
-            return self.stdout.read_text(errors="replace")[-chars:]
-        return "(output not kept)"
+        client.flushdb()
+        client.close()
 
 
 # --- the runner ------------------------------------------------------------------------------
@@ -443,7 +323,7 @@ def run_part(name: str, module: str, workdir: Path) -> dict[str, Any]:
     result["missed"] = list(dict.fromkeys([*result.get("missed", []), *missed]))
     result["command"] = f"python -m {module}"
     result["seconds"] = round(time.monotonic() - started, 1)
-    result.setdefault("measured_at", utc_now())
+    result.setdefault("measured_at", iso_utc())
     return result
 
 
@@ -500,7 +380,7 @@ def main() -> None:
         latest.setdefault("parts", {})[name] = result
 
     latest["machine"] = machine()
-    latest["updated_at"] = utc_now()
+    latest["updated_at"] = iso_utc()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     LATEST.write_text(json.dumps(latest, indent=2))
 

@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
 from app.jobs.store import JobStore
 from app.slates.repository import SlateRepository
+from app.timestamps import iso_utc
 
 # Threads for checks; stuck checks hold one each until their socket timeout ends them.
 CHECK_THREADS = 8
@@ -29,11 +29,6 @@ _PATH = re.compile(r"(?<![\w.])/[\w.\-/]+")
 _ADDRESS = re.compile(
     r"\[?[0-9a-f:.]*[0-9a-f]\]?:\d{2,5}\b|\b(?:\d{1,3}\.){3}\d{1,3}\b", re.IGNORECASE
 )
-
-
-def utc_now() -> str:
-    """The current time, ISO 8601 UTC with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def sanitize_error(error: BaseException, secrets: tuple[str, ...] = ()) -> str:
@@ -109,7 +104,7 @@ class ReadinessChecker:
             future.cancel()
             elapsed = (time.perf_counter() - started) * 1000
             return DependencyStatus(
-                False, elapsed, utc_now(), f"TimeoutError: no answer within {self._timeout:g}s"
+                False, elapsed, iso_utc(), f"TimeoutError: no answer within {self._timeout:g}s"
             )
         return future.result()
 
@@ -119,9 +114,9 @@ class ReadinessChecker:
             details = probe()
         except Exception as error:  # any failure means "down"; the reason is shown sanitised
             elapsed = (time.perf_counter() - started) * 1000
-            return DependencyStatus(False, elapsed, utc_now(), sanitize_error(error, self._secrets))
+            return DependencyStatus(False, elapsed, iso_utc(), sanitize_error(error, self._secrets))
         return DependencyStatus(
-            True, (time.perf_counter() - started) * 1000, utc_now(), details=details
+            True, (time.perf_counter() - started) * 1000, iso_utc(), details=details
         )
 
     def _check_redis(self) -> dict[str, Any]:

@@ -8,8 +8,8 @@ import time
 
 from flask import Blueprint, Response, jsonify
 
-from app.health.checks import utc_now
 from app.services import services
+from app.timestamps import iso_utc
 from app.version import __version__
 
 blueprint = Blueprint("health", __name__)
@@ -32,7 +32,7 @@ def health() -> Response:
                 "version": __version__,
                 "pid": os.getpid(),
                 "uptime_seconds": round(time.time() - svc.started_at, 3),
-                "time": utc_now(),
+                "time": iso_utc(),
             }
         )
     )
@@ -53,7 +53,7 @@ def ready() -> tuple[Response, int]:
     queue = redis_check.details.get("queue", {"pending": None, "running": None})
     body = {
         "status": status,
-        "time": utc_now(),
+        "time": iso_utc(),
         "version": {
             "app": __version__,
             "python": platform.python_version(),

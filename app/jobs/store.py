@@ -28,11 +28,12 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 import redis
+
+from app.timestamps import iso_utc
 
 KEY_PREFIX = "slatesim:"
 JOB_KEY_PREFIX = f"{KEY_PREFIX}job:"
@@ -82,10 +83,7 @@ def _pairs(flat: list[str]) -> dict[str, str]:
 
 
 def _iso(millis: str | None) -> str | None:
-    if not millis:
-        return None
-    moment = datetime.fromtimestamp(int(millis) / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(int(millis) / 1000) if millis else None
 
 
 @dataclass(frozen=True)
