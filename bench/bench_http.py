@@ -36,7 +36,7 @@ from app.jobs.ids import new_job_id
 from app.jobs.store import JobStore
 from app.slates.demo_data import demo_slates
 from app.slates.simulation import simulate
-from bench.run import BARE_CONFIG, Figure, bench_database, exit_on_sigterm, report
+from bench.run import BARE_CONFIG, Figure, bench_database, part_main
 from tests.support.gunicorn import Gunicorn
 
 # Own database of the shared Redis, flushed before and after; far from the low numbers that
@@ -321,29 +321,20 @@ def figures_for(
 
 def main() -> None:
     """Start both servers, measure every endpoint against the bare route, report; never fail."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--duration", type=int, default=DURATION_SECONDS, help="seconds a side, per endpoint"
-    )
-    parser.add_argument("--warmup", type=int, default=WARMUP_SECONDS, help="seconds")
-    parser.add_argument("--json", type=Path, help="write the figures to this file")
-    args = parser.parse_args()
-    exit_on_sigterm()
+    part_main("http", __doc__, measure, duration=DURATION_SECONDS, warmup=WARMUP_SECONDS)
 
-    figures: list[Figure] = []
-    notes: list[str] = []
-    raw: dict[str, Any] = {}
-    try:
-        with bench_database("http", REDIS_DB) as (env, client):
-            figures, raw = run(env, client, args.duration, args.warmup, notes)
-    except Exception as error:  # a benchmark reports what went wrong; it never fails a build
-        notes.append(f"did not complete: {error!r}")
+
+def measure(args: argparse.Namespace, notes: list[str], raw: dict[str, Any]) -> list[Figure]:
+    """Every endpoint on a private Redis database."""
     notes.append(
         f"wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS}, {args.duration:g}s a side in {SLICES} slices "
         f"after a {args.warmup:g}s warm-up; /ready probe: -c{PROBE_CONNECTIONS}, "
         f"{PROBE_DURATION_SECONDS}s a side"
     )
-    report("http", figures, notes=notes, raw=raw, json_path=args.json)
+    with bench_database("http", REDIS_DB) as (env, client):
+        figures, loads = run(env, client, args.duration, args.warmup, notes)
+    raw.update(loads)
+    return figures
 
 
 def run(

@@ -30,7 +30,7 @@ import redis
 
 from app.config import Settings
 from app.jobs.store import LEASES_KEY, job_key
-from bench.run import BARE_CONFIG, Figure, bench_database, empty_redis_db, exit_on_sigterm, report
+from bench.run import BARE_CONFIG, Figure, bench_database, empty_redis_db, part_main
 from tests.support.gunicorn import SERVICE_CONFIG, Gunicorn
 from tests.support.waiting import wait_until
 
@@ -197,25 +197,17 @@ def figures_from(raw: dict[str, Any], notes: list[str]) -> list[Figure]:
     return figures
 
 
+def run(args: argparse.Namespace, notes: list[str], raw: dict[str, Any]) -> list[Figure]:
+    """Every trial on a private Redis database; the medians."""
+    notes.append(f"medians of {args.trials} trials; production gunicorn.conf.py, JOB_CONCURRENCY=1")
+    with bench_database("lifecycle", REDIS_DB) as (env, client):
+        raw.update(measure(env, client, args.trials))
+    return figures_from(raw, notes)
+
+
 def main() -> None:
     """Run the trials and report; never fail."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=TRIALS)
-    parser.add_argument("--json", type=Path, help="write the figures to this file")
-    args = parser.parse_args()
-    exit_on_sigterm()
-
-    figures: list[Figure] = []
-    notes: list[str] = []
-    raw: dict[str, Any] = {}
-    try:
-        with bench_database("lifecycle", REDIS_DB) as (env, client):
-            raw = measure(env, client, args.trials)
-        figures = figures_from(raw, notes)
-    except Exception as error:  # a benchmark reports what went wrong; it never fails a build
-        notes.append(f"did not complete: {error!r}")
-    notes.append(f"medians of {args.trials} trials; production gunicorn.conf.py, JOB_CONCURRENCY=1")
-    report("lifecycle", figures, notes=notes, raw=raw, json_path=args.json)
+    part_main("lifecycle", __doc__, run, trials=TRIALS)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from app.jobs.ids import new_job_id
 from app.jobs.store import Job, JobStore
 from app.slates.demo_data import demo_slates
 from app.slates.simulation import simulate
-from bench.run import Figure, bench_database, exit_on_sigterm, report
+from bench.run import Figure, bench_database, part_main
 from tests.support.redis_server import RedisServer
 
 # Own database of the shared Redis, flushed before and after; far from the low numbers that
@@ -220,15 +220,15 @@ def _count_each_operation(url: str) -> dict[str, CommandCount]:
 
 def main() -> None:
     """Measure throughput and commands per operation, report; never fail."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=ROUNDS)
-    parser.add_argument("--json", type=Path, help="write the figures to this file")
-    args = parser.parse_args()
-    exit_on_sigterm()
+    part_main("store", __doc__, measure, rounds=ROUNDS)
 
+
+def measure(args: argparse.Namespace, notes: list[str], raw: dict[str, Any]) -> list[Figure]:
+    """Throughput on a private database of the shared Redis, commands on a private server.
+
+    Each half reports its own failure as a note, so one broken half keeps the other's figures.
+    """
     figures: list[Figure] = []
-    notes: list[str] = []
-    raw: dict[str, Any] = {}
     try:
         with bench_database("store", REDIS_DB) as (_env, client):
             rates = throughput(client, args.rounds)
@@ -283,7 +283,7 @@ def main() -> None:
         )
     except Exception as error:  # a benchmark reports what went wrong; it never fails a build
         notes.append(f"command counts did not complete: {error!r}")
-    report("store", figures, notes=notes, raw=raw, json_path=args.json)
+    return figures
 
 
 def _breakdown(commands: dict[str, float]) -> str:

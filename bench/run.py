@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,6 +180,34 @@ def figure_dict(figure: Figure) -> dict[str, Any]:
     shown = asdict(figure)
     shown["target_text"] = figure.target_text()
     return shown
+
+
+# A part's measurement: given its parsed arguments, the notes and raw figures to fill in,
+# it returns its figures.
+Measure = Callable[[argparse.Namespace, list[str], dict[str, Any]], list[Figure]]
+
+
+def part_main(part: str, description: str, measure: Measure, **integer_options: int) -> None:
+    """The command line of one part: parse, measure, report; never fail.
+
+    ``integer_options`` are the part's own options and their defaults (``trials=3`` gives
+    ``--trials N``). A measurement that raises is reported as a note and the figures it had not
+    returned are missing; the exit status stays 0 either way.
+    """
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
+    for name, default in integer_options.items():
+        parser.add_argument(f"--{name}", type=int, default=default, help=f"default {default}")
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    args = parser.parse_args()
+    exit_on_sigterm()
+    notes: list[str] = []
+    raw: dict[str, Any] = {}
+    figures: list[Figure] = []
+    try:
+        figures = measure(args, notes, raw)
+    except Exception as error:  # a benchmark reports what went wrong; it never fails a build
+        notes.append(f"did not complete: {error!r}")
+    report(part, figures, notes=notes, raw=raw, json_path=args.json)
 
 
 def exit_on_sigterm() -> None:

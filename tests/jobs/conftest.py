@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -41,3 +42,31 @@ def submit(store: JobStore) -> Callable[..., str]:
         return job_id
 
     return submit_job
+
+
+class GatedBody:
+    """A job body that says when it started and returns ``result`` only once released."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        self.result = result
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        self.started.set()
+        assert self.release.wait(30), "the test never released the job body"
+        return self.result
+
+
+@pytest.fixture
+def gated_body() -> Iterator[Callable[[dict[str, Any]], GatedBody]]:
+    """Make a job body that blocks until the test calls ``.release.set()``."""
+    bodies: list[GatedBody] = []
+
+    def make(result: dict[str, Any]) -> GatedBody:
+        bodies.append(GatedBody(result))
+        return bodies[-1]
+
+    yield make
+    for body in bodies:  # a test that failed midway must not leave job threads blocked
+        body.release.set()

@@ -112,14 +112,14 @@ def test_a_job_whose_holder_vanished_is_recovered_and_completed(store, run_with,
     assert record["attempts"] == 2 and record["lost_attempts"] == 1
 
 
-def test_a_long_job_keeps_its_lease_through_heartbeats(store, run_with, submit):
+def test_a_long_job_keeps_its_lease_through_heartbeats(store, run_with, submit, gated_body):
     job_id = submit()
-    release = threading.Event()
-    run_with(lambda params: release.wait(10) and {"done": True})
+    body = gated_body({"done": True})
+    run_with(body)
     wait_until(lambda: _state(store, job_id) is JobState.RUNNING)
     time.sleep(2.5)  # more than two lease periods of 1 s
     assert store.get(job_id).to_dict()["lost_attempts"] == 0
-    release.set()
+    body.release.set()
     wait_until(lambda: _state(store, job_id) is JobState.COMPLETE)
     assert store.get(job_id).to_dict()["attempts"] == 1
 
@@ -139,21 +139,17 @@ def test_drain_waits_for_a_running_job(store, run_with, submit):
     assert _state(store, job_id) is JobState.COMPLETE
 
 
-def test_drain_hands_back_stragglers_whose_late_result_is_discarded(store, run_with, submit):
+def test_drain_hands_back_stragglers_whose_late_result_is_discarded(
+    store, run_with, submit, gated_body
+):
     job_id = submit()
-    started, finish = threading.Event(), threading.Event()
-
-    def body(params):
-        started.set()
-        finish.wait(10)
-        return {"late": True}
-
+    body = gated_body({"late": True})
     runner = run_with(body)
-    assert started.wait(5)
+    assert body.started.wait(5)
     assert runner.drain(0.2) == [job_id]
     assert _state(store, job_id) is JobState.PENDING
     assert runner.running_job_ids() == [job_id]
-    finish.set()
+    body.release.set()
     wait_until(lambda: runner.running_job_ids() == [])
     assert _state(store, job_id) is JobState.PENDING
     assert "result" not in store.get(job_id).to_dict()
@@ -169,7 +165,7 @@ def test_after_stop_claiming_no_new_job_starts(store, run_with, submit):
 
 
 def test_a_result_finished_during_a_redis_outage_lands_when_redis_is_back(
-    settings, tmp_path, submit
+    settings, tmp_path, submit, gated_body
 ):
     server = RedisServer(tmp_path).start()
     client = redis.Redis.from_url(
@@ -177,12 +173,7 @@ def test_a_result_finished_during_a_redis_outage_lands_when_redis_is_back(
     )
     store = JobStore(client, ttl_seconds=3600)
     job_id = submit(store=store)
-    started, finish = threading.Event(), threading.Event()
-
-    def body(params):
-        started.set()
-        finish.wait(10)
-        return {"survived": True}
+    body = gated_body({"survived": True})
 
     runner = JobRunner(
         store,
@@ -193,9 +184,9 @@ def test_a_result_finished_during_a_redis_outage_lands_when_redis_is_back(
     )
     runner.start()
     try:
-        assert started.wait(10)
+        assert body.started.wait(10)
         server.stop()  # Redis goes away while the job runs...
-        finish.set()  # ...and the job finishes: its write must be retried, not dropped
+        body.release.set()  # ...and the job finishes: its write must be retried, not dropped
         time.sleep(1.5)
         assert runner.running_job_ids() == [job_id]
         server.start()  # same port and data directory: the AOF brings the job back

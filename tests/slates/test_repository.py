@@ -125,37 +125,9 @@ def test_an_unknown_slate_is_none(repository):
     assert repository.load_slate("nba-1999-01-01-main") is None
 
 
-def test_list_slates_gives_counts_in_start_order(repository):
+def test_list_slates_gives_counts_in_start_order(repository, demo_listing):
     listed = [slate for slate in repository.list_slates() if slate["id"] in DEMO_IDS]
-    assert listed == [
-        {
-            "id": "nba-2026-11-28-main",
-            "sport": "basketball",
-            "site": "demo",
-            "name": "Basketball main slate, 10 games",
-            "starts_at": "2026-11-28T23:00:00Z",
-            "game_count": 10,
-            "player_count": 260,
-        },
-        {
-            "id": "nba-2026-11-28-showdown-bos-nyk",
-            "sport": "basketball",
-            "site": "demo",
-            "name": "Basketball showdown, BOS at NYK",
-            "starts_at": "2026-11-28T23:30:00Z",
-            "game_count": 1,
-            "player_count": 20,
-        },
-        {
-            "id": "nfl-2026-11-29-main",
-            "sport": "football",
-            "site": "demo",
-            "name": "Football main slate, 13 games",
-            "starts_at": "2026-11-29T18:00:00Z",
-            "game_count": 13,
-            "player_count": 494,
-        },
-    ]
+    assert listed == demo_listing
 
 
 def test_the_graph_is_not_empty_once_seeded(repository):
