@@ -9,7 +9,7 @@ import threading
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import errors, request_context
+from app import correlation, errors
 from app.config import Settings, redis_password
 from app.connections import create_neo4j_driver, create_redis
 from app.health.checks import ReadinessChecker
@@ -71,7 +71,7 @@ def create_app(config: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION_KEY] = build_services(settings)
-    request_context.init_app(app)
+    correlation.init_app(app)
     errors.register_error_handlers(app)
     for blueprint in (health_blueprint, jobs_blueprint, slates_blueprint, openapi_blueprint):
         app.register_blueprint(blueprint)

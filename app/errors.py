@@ -2,6 +2,12 @@
 
 The envelope is always ``{"error": {"code", "message", "field"?}}`` with a stable ``code`` that
 scripts can match on; ``Retry-After`` is set where retrying later makes sense.
+
+Naming by layer: the classes here are API errors, subclasses of ``ApiError`` named after the
+answer a client gets (``InvalidJobId`` is ``400 invalid_job_id``). Errors of the layers below
+end in ``Error`` and live in their own module (``ConfigError``, ``JobIdSyntaxError``,
+``SlateStoreUnavailableError``, ``SimulationError``); the job service and the routes translate
+them into API errors, so none reaches a client untranslated.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from app.context import current_ids
+from app.correlation import current_ids
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 
 from app.config import Settings
-from app.context import current_ids
+from app.correlation import current_ids
 from app.timestamps import iso_utc
 
 # Paths of orchestrator probes: their access lines go to DEBUG so a probe a second cannot flood.

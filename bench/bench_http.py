@@ -281,7 +281,7 @@ def complete_job(store: JobStore) -> str:
     result = simulate(slate, params["scenario_count"], params["seed"])
     duration_ms = (time.perf_counter() - started) * 1000
     payload = json.dumps(result, separators=(",", ":"))
-    store.mark_complete(job.id, job.attempt, payload, duration_ms=duration_ms)
+    store.mark_complete(job.id, job.attempts, payload, duration_ms=duration_ms)
     return job.id
 
 

@@ -195,7 +195,7 @@ def _count_each_operation(url: str) -> dict[str, CommandCount]:
 
     def complete() -> None:
         job = claimed.pop()
-        store.mark_complete(job.id, job.attempt, result, duration_ms=1.0)
+        store.mark_complete(job.id, job.attempts, result, duration_ms=1.0)
 
     rq = rq_client(client)
     queue = Queue(RQ_QUEUE, connection=rq)

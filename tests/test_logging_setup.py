@@ -11,7 +11,7 @@ import pytest
 
 from app import create_app
 from app.config import Settings
-from app.context import bound_ids
+from app.correlation import bound_ids
 from app.logging_setup import JsonLineFormatter, configure_logging
 from app.services import EXTENSION_KEY
 

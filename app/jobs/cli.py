@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 import click
 from flask.cli import AppGroup
 
-from app.context import new_id
+from app.correlation import new_id
 from app.errors import ApiError, InvalidJobId, JobExpired, JobNotFound
 from app.jobs.store import LISTABLE_STATES, JobState
-from app.jobs.validation import encode_cursor, parse_list_query
+from app.jobs.validation import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, parse_list_query
 from app.logging_setup import console_logs_to_stderr
 from app.services import services
 
@@ -63,7 +63,12 @@ def _client_errors(command: F) -> F:
 
 @jobs_cli.command("list")
 @click.option("--state", type=click.Choice([s.value for s in LISTABLE_STATES]))
-@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_LIST_LIMIT),
+    default=DEFAULT_LIST_LIMIT,
+    show_default=True,
+)
 @click.option("--cursor", help="The next_cursor printed by the previous page.")
 @_client_errors
 def list_command(state: str | None, limit: int, cursor: str | None) -> None:
@@ -71,13 +76,7 @@ def list_command(state: str | None, limit: int, cursor: str | None) -> None:
     query = {"limit": str(limit)} | ({"state": state} if state else {})
     query |= {"cursor": cursor} if cursor else {}
     parsed_state, parsed_limit, after = parse_list_query(query)
-    jobs, last_id = services().jobs.list(parsed_state, limit=parsed_limit, after=after)
-    _echo(
-        {
-            "jobs": [job.to_dict(include_result=False) for job in jobs],
-            "next_cursor": encode_cursor(last_id) if last_id else None,
-        }
-    )
+    _echo(services().jobs.list(parsed_state, limit=parsed_limit, after=after).to_dict())
 
 
 @jobs_cli.command("show")

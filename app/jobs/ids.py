@@ -23,8 +23,8 @@ _RANDOM_BYTES = 6
 _TAG_PERSON = b"slatesim-job-id"
 
 
-class InvalidJobIdError(ValueError):
-    """The text is not a ULID."""
+class JobIdSyntaxError(ValueError):
+    """The text is not a job ID (a 26-character ULID); the API answers ``invalid_job_id``."""
 
 
 def _tag(prefix: bytes) -> bytes:
@@ -60,13 +60,13 @@ def new_job_id(now_ms: int | None = None) -> str:
 
 
 def parse_job_id(text: str) -> ULID:
-    """Parse a job ID, raising InvalidJobIdError when it is not a ULID."""
+    """Parse a job ID, raising JobIdSyntaxError when it is not a ULID."""
     if len(text) != 26:
-        raise InvalidJobIdError(text)
+        raise JobIdSyntaxError(text)
     try:
         return ULID.from_str(text.upper())
     except ValueError:
-        raise InvalidJobIdError(text) from None
+        raise JobIdSyntaxError(text) from None
 
 
 def was_issued_here(job_id: ULID) -> bool:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from app.context import current_ids
+from app.correlation import current_ids
 from app.jobs.validation import (
-    encode_cursor,
     parse_idempotency_key,
     parse_json_object,
     parse_list_query,
@@ -46,10 +45,4 @@ def get_job(job_id: str) -> Response:
 def list_jobs() -> Response:
     """Jobs newest first, optionally of one state, paginated by an opaque cursor."""
     state, limit, after = parse_list_query(request.args.to_dict())
-    jobs, last_id = services().jobs.list(state, limit=limit, after=after)
-    return jsonify(
-        {
-            "jobs": [job.to_dict(include_result=False) for job in jobs],
-            "next_cursor": encode_cursor(last_id) if last_id else None,
-        }
-    )
+    return jsonify(services().jobs.list(state, limit=limit, after=after).to_dict())

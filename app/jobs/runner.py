@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from app.config import Settings
-from app.context import bound_ids
+from app.correlation import bound_ids
 from app.jobs.store import Job, JobStore
 
 logger = logging.getLogger(__name__)
@@ -55,8 +55,10 @@ JobBody = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 @dataclass
 class _Attempt:
+    """One attempt of a job running in this process; ``number`` is its fencing token."""
+
     job_id: str
-    attempt: int
+    number: int
     started: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
     lease_lost: bool = False
@@ -143,7 +145,7 @@ class JobRunner:
     def _hand_back_straggler(self, attempt: _Attempt) -> None:
         ran = round(time.monotonic() - attempt.started, 3)
         try:
-            released = self._store.release(attempt.job_id, attempt.attempt)
+            released = self._store.release(attempt.job_id, attempt.number)
         except redis.RedisError as error:
             released = False
             logger.error(
@@ -180,7 +182,7 @@ class JobRunner:
 
     def _run(self, job: Job) -> bool:
         """Run one claimed job; return False when it was deferred (handed back)."""
-        attempt = _Attempt(job.id, job.attempt)
+        attempt = _Attempt(job.id, job.attempts)
         with self._lock:
             self._running[job.id] = attempt
         try:
@@ -196,7 +198,7 @@ class JobRunner:
         logger.info(
             "job started",
             extra={
-                "attempt": job.attempt,
+                "attempt": job.attempts,
                 "slate_id": params["slate_id"],
                 "scenario_count": params["scenario_count"],
             },
@@ -206,7 +208,7 @@ class JobRunner:
             result = self._body(params)
         except JobDeferred as error:
             logger.warning("job deferred, handing it back: %s", error)
-            self._with_store_retry(lambda: self._store.release(job.id, job.attempt))
+            self._with_store_retry(lambda: self._store.release(job.id, job.attempts))
             return False
         except JobFailure as failure:
             duration = (time.perf_counter() - started) * 1000
@@ -216,7 +218,7 @@ class JobRunner:
                 job,
                 "failed",
                 lambda: self._store.mark_failed(
-                    job.id, job.attempt, code, message, duration_ms=duration
+                    job.id, job.attempts, code, message, duration_ms=duration
                 ),
             )
             return True
@@ -228,7 +230,7 @@ class JobRunner:
                 "failed",
                 lambda: self._store.mark_failed(
                     job.id,
-                    job.attempt,
+                    job.attempts,
                     "simulation_error",
                     "the simulation failed unexpectedly; see the service log for this job_id",
                     duration_ms=duration,
@@ -240,7 +242,7 @@ class JobRunner:
         self._finish(
             job,
             "complete",
-            lambda: self._store.mark_complete(job.id, job.attempt, payload, duration_ms=duration),
+            lambda: self._store.mark_complete(job.id, job.attempts, payload, duration_ms=duration),
         )
         logger.info(
             "job complete", extra={"duration_ms": round(duration, 3), "result_bytes": len(payload)}
@@ -253,7 +255,7 @@ class JobRunner:
             logger.warning(
                 "attempt was superseded; its %s outcome is discarded",
                 state,
-                extra={"attempt": job.attempt},
+                extra={"attempt": job.attempts},
             )
 
     def _with_store_retry(self, write: Callable[[], bool]) -> bool | None:
@@ -279,7 +281,7 @@ class JobRunner:
         while not self._stopped.wait(self._settings.job_heartbeat_seconds):
             with self._lock:
                 attempts = {a.job_id: a for a in self._running.values() if not a.lease_lost}
-            held = [(a.job_id, a.attempt) for a in attempts.values()]
+            held = [(a.job_id, a.number) for a in attempts.values()]
             if not held:
                 continue
             try:

@@ -16,7 +16,7 @@ import redis
 from app.errors import IdempotencyConflict, JobExpired, JobNotFound, ShuttingDown, StoreUnavailable
 from app.jobs.ids import new_job_id, was_issued_here
 from app.jobs.store import Job, JobState, JobStore
-from app.jobs.validation import MAX_SEED, fingerprint, parse_job_id_text
+from app.jobs.validation import MAX_SEED, encode_cursor, fingerprint, parse_job_id_text
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,21 @@ def _store_errors() -> Iterator[None]:
     except redis.RedisError as error:
         logger.warning("job store unavailable: %s", type(error).__name__)
         raise StoreUnavailable("the job store is unavailable; retry later") from None
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of a job listing, newest first; ``last_id`` is where the next page starts."""
+
+    jobs: list[Job]
+    last_id: str | None  # None on the last page
+
+    def to_dict(self) -> dict[str, Any]:
+        """The page as GET /jobs and ``flask jobs list`` show it: records without results."""
+        return {
+            "jobs": [job.to_dict(include_result=False) for job in self.jobs],
+            "next_cursor": encode_cursor(self.last_id) if self.last_id else None,
+        }
 
 
 @dataclass
@@ -87,12 +102,11 @@ class JobService:
             raise JobExpired(str(job_id))
         raise JobNotFound(f"no job {job_id}")
 
-    def list(
-        self, state: JobState | None, *, limit: int, after: str | None
-    ) -> tuple[list[Job], str | None]:
-        """A page of jobs, newest first, and the ID the next page starts after."""
+    def list(self, state: JobState | None, *, limit: int, after: str | None) -> JobPage:
+        """A page of jobs, newest first, older than job ``after``."""
         with _store_errors():
-            return self.store.list_jobs(state, limit=limit, after=after)
+            jobs, last_id = self.store.list_jobs(state, limit=limit, after=after)
+        return JobPage(jobs, last_id)
 
     def queue_depth(self) -> dict[str, int]:
         """Cluster-wide pending and running counts."""

@@ -99,8 +99,8 @@ class Job:
         return JobState(self.fields["state"])
 
     @property
-    def attempt(self) -> int:
-        """The fencing token of the current attempt (the number of claims so far)."""
+    def attempts(self) -> int:
+        """Claims so far; also the number, and fencing token, of the current attempt."""
         return int(self.fields.get("attempts", 0))
 
     @property
@@ -130,7 +130,7 @@ class Job:
             "started_at": _iso(f.get("started_at")),
             "finished_at": _iso(f.get("finished_at")),
             "expires_at": _iso(f.get("expires_at")),
-            "attempts": self.attempt,
+            "attempts": self.attempts,
             "lost_attempts": int(f.get("lost_attempts", 0)),
             "metadata": {
                 "slate_id": f.get("slate_id"),

@@ -11,9 +11,9 @@ from typing import Any
 
 from ulid import ULID
 
-from app.context import sane_token
+from app.correlation import sane_token
 from app.errors import InvalidJobId, InvalidJson, UnsupportedMediaType, ValidationFailed
-from app.jobs.ids import InvalidJobIdError, parse_job_id
+from app.jobs.ids import JobIdSyntaxError, parse_job_id
 from app.jobs.store import LISTABLE_STATES, JobState
 
 SUBMISSION_FIELDS = ("slate_id", "scenario_count", "seed")
@@ -113,7 +113,7 @@ def parse_job_id_text(text: str) -> ULID:
     """Parse a job ID from a URL, raising the client error for a malformed one."""
     try:
         return parse_job_id(text)
-    except InvalidJobIdError:
+    except JobIdSyntaxError:
         raise InvalidJobId(f"{text[:64]!r} is not a job id (a 26-character ULID)") from None
 
 
@@ -160,5 +160,5 @@ def decode_cursor(cursor: str) -> str:
         raise invalid
     try:
         return str(parse_job_id(text[len(_CURSOR_PREFIX) :]))
-    except InvalidJobIdError:
+    except JobIdSyntaxError:
         raise invalid from None

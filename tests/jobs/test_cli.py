@@ -44,7 +44,7 @@ def test_bad_arguments_exit_2(cli):
 def test_requeue_submits_a_failed_job_again_with_the_same_params(cli, store, submit):
     job_id = submit(seed=42, scenario_count=77, user_id="ops")
     claimed = store.claim_next(worker="w", instance="i", lease_seconds=30)
-    store.mark_failed(job_id, claimed.attempt, "simulation_error", "boom", duration_ms=1)
+    store.mark_failed(job_id, claimed.attempts, "simulation_error", "boom", duration_ms=1)
     result = cli("requeue", job_id)
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)

@@ -44,7 +44,7 @@ def test_claims_are_first_in_first_out(store, submit):
 def test_claim_starts_an_attempt_and_takes_a_lease(store, submit):
     job_id = submit()
     job = _claim(store, worker="host:42")
-    assert job.id == job_id and job.state is JobState.RUNNING and job.attempt == 1
+    assert job.id == job_id and job.state is JobState.RUNNING and job.attempts == 1
     record = store.get(job_id).to_dict()
     assert record["state"] == "running" and record["started_at"] is not None
     assert record["metadata"]["worker"] == "host:42"
@@ -75,7 +75,7 @@ def test_many_threads_claiming_at_once_run_every_job_exactly_once(store, submit)
 def test_completion_stores_the_result_atomically(store, submit):
     job_id = submit()
     job = _claim(store)
-    assert store.mark_complete(job_id, job.attempt, '{"players": []}', duration_ms=12.5)
+    assert store.mark_complete(job_id, job.attempts, '{"players": []}', duration_ms=12.5)
     record = store.get(job_id).to_dict()
     assert record["state"] == "complete"
     assert record["result"] == {"players": []}
@@ -87,7 +87,7 @@ def test_completion_stores_the_result_atomically(store, submit):
 def test_failure_records_a_stable_code(store, submit):
     job_id = submit()
     job = _claim(store)
-    assert store.mark_failed(job_id, job.attempt, "slate_not_found", "no slate x", duration_ms=1)
+    assert store.mark_failed(job_id, job.attempts, "slate_not_found", "no slate x", duration_ms=1)
     record = store.get(job_id).to_dict()
     assert record["state"] == "failed"
     assert record["error"] == {"code": "slate_not_found", "message": "no slate x"}
@@ -99,18 +99,18 @@ def test_a_stale_holder_cannot_overwrite_the_newer_attempt(store, submit):
     time.sleep(0.3)
     assert store.sweep(max_lost_attempts=3)[0].outcome == "requeued"
     fresh = _claim(store, worker="host:2")
-    assert fresh.attempt == stale.attempt + 1
-    assert store.mark_complete(job_id, fresh.attempt, '{"v": "new"}', duration_ms=1)
-    assert not store.mark_complete(job_id, stale.attempt, '{"v": "stale"}', duration_ms=1)
-    assert not store.mark_failed(job_id, stale.attempt, "boom", "stale", duration_ms=1)
+    assert fresh.attempts == stale.attempts + 1
+    assert store.mark_complete(job_id, fresh.attempts, '{"v": "new"}', duration_ms=1)
+    assert not store.mark_complete(job_id, stale.attempts, '{"v": "stale"}', duration_ms=1)
+    assert not store.mark_failed(job_id, stale.attempts, "boom", "stale", duration_ms=1)
     assert store.get(job_id).to_dict()["result"] == {"v": "new"}
 
 
 def test_a_released_attempt_cannot_complete(store, submit):
     job_id = submit()
     job = _claim(store)
-    assert store.release(job_id, job.attempt)
-    assert not store.mark_complete(job_id, job.attempt, "{}", duration_ms=1)
+    assert store.release(job_id, job.attempts)
+    assert not store.mark_complete(job_id, job.attempts, "{}", duration_ms=1)
     assert store.get(job_id).state is JobState.PENDING
 
 
@@ -136,7 +136,7 @@ def test_a_live_lease_is_not_recovered(store, submit):
 def test_a_job_that_keeps_losing_its_worker_fails_with_worker_lost(store, submit):
     job_id = submit()
     for attempt in range(1, 4):
-        assert _claim(store, lease=0.1).attempt == attempt
+        assert _claim(store, lease=0.1).attempts == attempt
         time.sleep(0.2)
         store.sweep(max_lost_attempts=3)
     record = store.get(job_id).to_dict()
@@ -149,11 +149,11 @@ def test_a_job_that_keeps_losing_its_worker_fails_with_worker_lost(store, submit
 def test_renewing_keeps_the_lease_and_reports_lost_ones(store, submit):
     kept_id, lost_id = submit(), submit()
     kept, lost = _claim(store, lease=0.5), _claim(store, lease=0.5)
-    assert store.release(lost_id, lost.attempt)
+    assert store.release(lost_id, lost.attempts)
     for _ in range(3):
         time.sleep(0.25)
         assert store.renew_leases(
-            [(kept_id, kept.attempt), (lost_id, lost.attempt)], lease_seconds=0.5
+            [(kept_id, kept.attempts), (lost_id, lost.attempts)], lease_seconds=0.5
         ) == [lost_id]
     assert store.sweep(max_lost_attempts=3) == []
     assert store.get(kept_id).state is JobState.RUNNING
@@ -235,9 +235,9 @@ def test_expired_jobs_leave_no_key_behind(redis_client: redis.Redis, submit, mak
     store = JobStore(redis_client, ttl_seconds=SHORT_TTL_SECONDS)
     done, failed, queued = (submit(store=store) for _ in range(3))
     job = _claim(store)
-    assert store.mark_complete(done, job.attempt, "{}", duration_ms=1)
+    assert store.mark_complete(done, job.attempts, "{}", duration_ms=1)
     job = _claim(store)
-    assert store.mark_failed(failed, job.attempt, "x", "y", duration_ms=1)
+    assert store.mark_failed(failed, job.attempts, "x", "y", duration_ms=1)
     store.submit(new_job_id(), make_params(), request_id=None, user_id="u", idempotency=("k", "fp"))
     assert redis_client.exists(*(f"{KEY_PREFIX}job:{i}" for i in (done, failed, queued))) == 3
     time.sleep(SHORT_TTL_SECONDS + 0.2)

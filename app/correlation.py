@@ -1,7 +1,9 @@
-"""Correlation IDs carried in contextvars, so every log line of a request or job can be tied to it.
+"""Correlation IDs (request_id, user_id, job_id) that tie every log line to a request or job.
 
-contextvars (not globals or thread-locals) keep the IDs of one request or job from leaking into
-another: Flask runs each request in its own context, and each job thread binds its own IDs.
+They are carried in contextvars, not globals or thread-locals, so the IDs of one request or job
+never leak into another: Flask runs each request in its own context, and each job thread binds
+its own. ``init_app`` binds them for each request (from ``X-Request-ID`` and ``X-User-ID``
+when those are sane tokens) and echoes ``X-Request-ID`` on every response.
 """
 
 from __future__ import annotations
@@ -9,9 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
+from flask import Flask, Response, g, request
 from ulid import ULID
+
+REQUEST_ID_HEADER = "X-Request-ID"
+USER_ID_HEADER = "X-User-ID"
 
 # What we accept from a client as an ID: covers nginx's $request_id and ULIDs, nothing that
 # could break a log line or a header (no spaces, quotes or control characters).
@@ -50,3 +56,30 @@ def bound_ids(**ids: str | None) -> Iterator[None]:
     finally:
         for var, token in reversed(tokens):
             var.reset(token)
+
+
+def _bind_request_ids() -> None:
+    request_id = sane_token(request.headers.get(REQUEST_ID_HEADER)) or new_id()
+    user_id = sane_token(request.headers.get(USER_ID_HEADER))
+    g.correlation_tokens = (request_id_var.set(request_id), user_id_var.set(user_id))
+
+
+def _echo_request_id(response: Response) -> Response:
+    request_id = request_id_var.get()
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+def _unbind_request_ids(_error: BaseException | None) -> None:
+    tokens: tuple[Token, Token] | None = g.pop("correlation_tokens", None)
+    if tokens:
+        request_id_var.reset(tokens[0])
+        user_id_var.reset(tokens[1])
+
+
+def init_app(app: Flask) -> None:
+    """Register the hooks that bind and echo correlation IDs."""
+    app.before_request(_bind_request_ids)
+    app.after_request(_echo_request_id)
+    app.teardown_request(_unbind_request_ids)
