@@ -10,7 +10,7 @@ SERVICES := scripts/services.sh
 SERVICES_ENV := .run/services.env
 PYTEST_ARGS ?=
 
-.PHONY: help install tools services-up services-down services-status run seed test lint bench \
+.PHONY: help install tools services-up services-down services-status run seed test test-fast lint bench \
         bench-http bench-store bench-sim bench-lifecycle clean
 
 help: ## List the targets
@@ -46,9 +46,13 @@ seed: install ## Load the demo slates into Neo4j (idempotent)
 test: install tools services-up ## Run the test suite against the real local Redis and Neo4j
 	set -a && source $(SERVICES_ENV) && set +a && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install ## Lint with ruff
+test-fast: install services-up ## Unit and integration tests only: no e2e, no tools install
+	set -a && source $(SERVICES_ENV) && set +a && $(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+lint: install ## Lint with ruff and type-check with mypy (settings in setup.cfg)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # Benchmarks run against the local services with the demo slates loaded; they never fail.
 BENCH := set -a && source $(SERVICES_ENV) && set +a && $(BIN)/flask --app app.wsgi seed --if-empty \
@@ -70,5 +74,5 @@ bench-lifecycle: install services-up ## Shutdown and crash-recovery timings of a
 	$(BENCH) lifecycle
 
 clean: ## Remove the venv, caches and logs (keeps .run/ data: use services-down first)
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache logs
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache logs
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

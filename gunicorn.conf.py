@@ -7,6 +7,11 @@ hook, and when, is written down in docs/operations.md.
 import logging
 import math
 import os
+from typing import cast
+
+from flask import Flask
+from gunicorn.arbiter import Arbiter
+from gunicorn.workers.base import Worker
 
 from app import lifecycle
 from app.config import Settings
@@ -40,22 +45,26 @@ accesslog = "-"
 _log = logging.getLogger("gunicorn.error")
 
 
-def post_worker_init(worker):
+def post_worker_init(worker: Worker) -> None:
     """In the worker, after the app is loaded: start job threads, chain signal handlers."""
-    worker.slatesim_heartbeat = lifecycle.heartbeat_through(worker.tmp.fileno())
-    lifecycle.start_worker(worker.wsgi, instance_id=process_id(worker.ppid))
+    lifecycle.start_worker(
+        cast(Flask, worker.wsgi),
+        instance_id=process_id(worker.ppid),
+        master_heartbeat=lifecycle.heartbeat_through(worker.tmp.fileno()),
+    )
 
 
-def worker_exit(server, worker):
+def worker_exit(server: Arbiter, worker: Worker) -> None:
     """In the worker when it leaves its loop: drain jobs. Also called in the master for a
     worker that is already gone, which has nothing left to drain here."""
-    if worker.pid != os.getpid() or not hasattr(worker, "wsgi"):  # in the master
+    if os.getpid() == server.pid:  # in the master
         _log.info("worker %s already gone; its jobs return through lease recovery", worker.pid)
         return
-    lifecycle.drain_worker(worker.wsgi, heartbeat=getattr(worker, "slatesim_heartbeat", None))
+    if hasattr(worker, "wsgi"):  # not when the app failed to load: nothing ran
+        lifecycle.drain_worker(cast(Flask, worker.wsgi))
 
 
-def on_exit(server):
+def on_exit(server: Arbiter) -> None:
     """In the master, last: hand back any job still running under it and log a summary."""
     handed_back = lifecycle.hand_back_instance_jobs(_settings, instance_id=process_id(server.pid))
     _log.info(

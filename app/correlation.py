@@ -72,7 +72,7 @@ def _echo_request_id(response: Response) -> Response:
 
 
 def _unbind_request_ids(_error: BaseException | None) -> None:
-    tokens: tuple[Token, Token] | None = g.pop("correlation_tokens", None)
+    tokens: tuple[Token[str | None], Token[str | None]] | None = g.pop("correlation_tokens", None)
     if tokens:
         request_id_var.reset(tokens[0])
         user_id_var.reset(tokens[1])

@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.correlation import current_ids
 
@@ -127,8 +127,8 @@ def _http_error(error: HTTPException) -> Response:
     code = _HTTP_CODES.get(status, "http_error")
     response = jsonify({"error": {"code": code, "message": error.description}})
     response.status_code = status
-    if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
-        response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        response.headers["Allow"] = ", ".join(error.valid_methods)
     return response
 
 

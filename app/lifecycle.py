@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import redis
 from flask import Flask
@@ -39,12 +39,19 @@ DRAIN_HEARTBEAT_SECONDS = 1.0
 
 
 def _services(app: Flask) -> Services:
-    return app.extensions[EXTENSION_KEY]
+    return cast(Services, app.extensions[EXTENSION_KEY])
 
 
-def start_worker(app: Flask, *, instance_id: str) -> None:
-    """Start the job threads of this worker and chain the shutdown signal handlers."""
-    _services(app).runner.start(instance_id)
+def start_worker(
+    app: Flask, *, instance_id: str, master_heartbeat: Callable[[], None] | None = None
+) -> None:
+    """Start the job threads of this worker and chain the shutdown signal handlers.
+
+    ``master_heartbeat`` (see :func:`heartbeat_through`) is kept for the drain at exit.
+    """
+    svc = _services(app)
+    svc.master_heartbeat = master_heartbeat
+    svc.runner.start(instance_id)
     _chain_signals(app)
 
 
@@ -83,7 +90,7 @@ def begin_shutdown(app: Flask, *, reason: str) -> None:
     svc.runner.stop_claiming()
 
 
-def drain_worker(app: Flask, *, heartbeat: Callable[[], Any] | None = None) -> list[str]:
+def drain_worker(app: Flask) -> list[str]:
     """Wait for running jobs until the deadline, hand back stragglers; return their IDs.
 
     The deadline is SHUTDOWN_TIMEOUT_SECONDS after the shutdown signal, or after now when the
@@ -91,6 +98,7 @@ def drain_worker(app: Flask, *, heartbeat: Callable[[], Any] | None = None) -> l
     """
     begin_shutdown(app, reason="worker exit")
     svc = _services(app)
+    heartbeat = svc.master_heartbeat
     elapsed = time.monotonic() - (svc.shutdown_began_at or time.monotonic())
     remaining = svc.settings.shutdown_timeout_seconds - elapsed
     running = svc.runner.running_job_ids()

@@ -9,11 +9,12 @@ duplicated or interleaved, which the stdlib ``RotatingFileHandler`` does not gua
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.config
 import os
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -89,7 +90,7 @@ class AccessLogFormatter(JsonLineFormatter):
         }
 
 
-class StdoutHandler(logging.StreamHandler):
+class StdoutHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever ``sys.stdout`` is when a record is emitted, not when configured.
 
     Test runners and process managers swap ``sys.stdout``; a handler bound to the old object
@@ -102,13 +103,16 @@ class StdoutHandler(logging.StreamHandler):
     def __init__(self) -> None:
         super().__init__(sys.stdout)
 
-    @property  # type: ignore[override]
-    def stream(self):
-        return getattr(sys, self.target)
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write the record to the current ``sys.stdout`` (or ``sys.stderr``)."""
+        self.stream = getattr(sys, self.target)  # under the handler's lock, held by handle()
+        super().emit(record)
 
-    @stream.setter
-    def stream(self, _value) -> None:
-        pass
+    def flush(self) -> None:
+        """Flush the current stream, not one a test runner has closed since."""
+        with self.lock or contextlib.nullcontext():
+            self.stream = getattr(sys, self.target)
+            super().flush()
 
 
 def console_logs_to_stderr() -> None:

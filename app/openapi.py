@@ -15,7 +15,10 @@ blueprint = Blueprint("openapi", __name__)
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The parsed description; read once per process, on first use."""
-    return yaml.safe_load(resources.files("app").joinpath("openapi.yaml").read_text("utf-8"))
+    document: dict[str, Any] = yaml.safe_load(
+        resources.files("app").joinpath("openapi.yaml").read_text("utf-8")
+    )
+    return document
 
 
 @blueprint.get("/openapi.json")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import redis
 from flask import current_app
@@ -43,6 +45,8 @@ class Services:
     shutting_down: threading.Event = field(default_factory=threading.Event)
     shutdown_began_at: float | None = None  # time.monotonic() of the shutdown signal
     shutdown_reason: str | None = None  # the signal's name, or "worker exit"
+    # Tells the gunicorn master this worker is alive while it drains (see lifecycle).
+    master_heartbeat: Callable[[], None] | None = None
 
     @property
     def started_at_iso(self) -> str:
@@ -58,4 +62,4 @@ class Services:
 
 def services() -> Services:
     """The services of the current app."""
-    return current_app.extensions[EXTENSION_KEY]
+    return cast(Services, current_app.extensions[EXTENSION_KEY])

@@ -61,7 +61,7 @@ SLICE_ATTEMPTS = 3
 # Seconds wrk may run over its duration before it counts as stuck.
 WRK_GRACE_SECONDS = 30
 SLATE_ID = "nfl-2026-11-29-main"
-SUBMISSION = {"slate_id": SLATE_ID, "scenario_count": 10_000, "seed": 7}
+SUBMISSION: dict[str, Any] = {"slate_id": SLATE_ID, "scenario_count": 10_000, "seed": 7}
 # The stored result of a 10k-scenario run of the football slate is about 90 KB.
 COMPLETE_JOB_SCENARIOS = 10_000
 # Targets from the issue: service requests/s over the bare route's, and the probe's p99.
@@ -277,6 +277,7 @@ def complete_job(store: JobStore) -> str:
     params = {**SUBMISSION, "scenario_count": COMPLETE_JOB_SCENARIOS}
     store.submit(new_job_id(), params, request_id=new_job_id(), user_id=None)
     job = store.claim_next(worker="bench", instance="bench", lease_seconds=60)
+    assert job is not None, "the queue held no job to claim"
     started = time.perf_counter()
     result = simulate(slate, params["scenario_count"], params["seed"])
     duration_ms = (time.perf_counter() - started) * 1000

@@ -60,12 +60,11 @@ def start(config: str, env: dict[str, str], workdir: Path) -> Gunicorn:
 
 def wait_for_state(client: redis.Redis, job_id: str, state: str, timeout: float) -> float:
     """Poll Redis until the job is in ``state``; return the wall-clock time it was seen."""
-    return wait_until(
-        lambda: client.hget(job_key(job_id), "state") == state and time.time(),
-        timeout,
-        what=f"job {job_id} {state}",
-        interval=POLL_SECONDS,
-    )
+
+    def seen_at() -> float | None:
+        return time.time() if client.hget(job_key(job_id), "state") == state else None
+
+    return wait_until(seen_at, timeout, what=f"job {job_id} {state}", interval=POLL_SECONDS)
 
 
 def submit(server: Gunicorn) -> str:
@@ -91,7 +90,7 @@ def idle_exit(config: str, env: dict[str, str], workdir: Path) -> float:
         server.stop()
 
 
-def drain_exit(env: dict[str, str], workdir: Path, client: redis.Redis) -> dict:
+def drain_exit(env: dict[str, str], workdir: Path, client: redis.Redis) -> dict[str, Any]:
     """SIGTERM during a job: seconds from the job's end to the exit, and what became of it."""
     server = start(SERVICE_CONFIG, env, workdir)
     try:
@@ -112,13 +111,15 @@ def drain_exit(env: dict[str, str], workdir: Path, client: redis.Redis) -> dict:
     }
 
 
-def crash_recovery(env: dict[str, str], workdir: Path, client: redis.Redis) -> dict:
+def crash_recovery(env: dict[str, str], workdir: Path, client: redis.Redis) -> dict[str, Any]:
     """SIGKILL the instance running a job; seconds until Redis shows the job pending again."""
     server = start(SERVICE_CONFIG, env, workdir)
     try:
         job_id = submit(server)
         wait_for_state(client, job_id, "running", STATE_TIMEOUT_SECONDS)
-        lease_deadline = client.zscore(LEASES_KEY, job_id) / 1000
+        lease_score = client.zscore(LEASES_KEY, job_id)
+        assert lease_score is not None, f"job {job_id} is running without a lease"
+        lease_deadline = lease_score / 1000
         killed = time.time()
         server.kill_group()
     finally:

@@ -55,7 +55,7 @@ WARMUP_OPERATIONS = 20
 # Seconds a private redis-server may take to accept connections.
 REDIS_START_SECONDS = 10.0
 MONITOR_MARK = "slatesim-bench-mark"
-PARAMS = {"slate_id": "nfl-2026-11-29-main", "scenario_count": 10_000, "seed": 7}
+PARAMS: dict[str, Any] = {"slate_id": "nfl-2026-11-29-main", "scenario_count": 10_000, "seed": 7}
 # rq stores the dotted name at enqueue and imports it only in a worker; no worker runs here.
 RQ_FUNCTION = "app.slates.simulation.simulate"
 RQ_QUEUE = "slatesim-bench"
@@ -138,7 +138,8 @@ def count_commands(
 
     def listen() -> None:
         counting = False
-        with monitor_client.monitor() as monitor:
+        # redis-py leaves Redis.monitor unannotated.
+        with monitor_client.monitor() as monitor:  # type: ignore[no-untyped-call]
             listening.set()
             for entry in monitor.listen():
                 command = entry["command"]
@@ -191,7 +192,9 @@ def _count_each_operation(url: str) -> dict[str, CommandCount]:
     claimed: list[Job] = []
 
     def claim() -> None:
-        claimed.append(store.claim_next(worker="bench", instance="bench", lease_seconds=60))
+        job = store.claim_next(worker="bench", instance="bench", lease_seconds=60)
+        assert job is not None, "the queue held no job to claim"
+        claimed.append(job)
 
     def complete() -> None:
         job = claimed.pop()

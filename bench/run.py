@@ -297,7 +297,7 @@ def _redis_server_version() -> str | None:
     with contextlib.suppress(redis.RedisError, KeyError):
         client = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=3)
         try:
-            return client.info("server")["redis_version"]
+            return str(client.info("server")["redis_version"])
         finally:
             client.close()
     return None
@@ -313,7 +313,7 @@ def _neo4j_server_version() -> str | None:
             records, _, _ = driver.execute_query(
                 "CALL dbms.components() YIELD versions RETURN versions[0] AS version"
             )
-            return records[0]["version"]
+            return str(records[0]["version"])
     return None
 
 
@@ -331,6 +331,7 @@ def run_part(name: str, module: str, workdir: Path) -> dict[str, Any]:
     # SIGTERM lets the part stop the servers it started (see exit_on_sigterm).
     watchdog = threading.Timer(PART_TIMEOUT_SECONDS, process.terminate)
     watchdog.start()
+    assert process.stdout is not None
     try:
         for line in process.stdout:
             print(line, end="", flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from types import ModuleType, SimpleNamespace
 
 import pytest
@@ -15,6 +16,7 @@ def _load_conf(monkeypatch, **env: str) -> ModuleType:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     spec = importlib.util.spec_from_file_location("gunicorn_conf", REPO_ROOT / "gunicorn.conf.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -44,8 +46,17 @@ def test_worker_exit_in_the_master_for_a_gone_worker_does_not_drain(monkeypatch)
     drained = []
     monkeypatch.setattr(conf.lifecycle, "drain_worker", lambda *a, **k: drained.append(a))
     gone = SimpleNamespace(pid=-1, wsgi=object(), notify=lambda: None)
-    conf.worker_exit(SimpleNamespace(), gone)
+    conf.worker_exit(SimpleNamespace(pid=os.getpid()), gone)  # the master calls it
     assert drained == []
+
+
+def test_worker_exit_in_the_worker_drains_its_app(monkeypatch):
+    conf = _load_conf(monkeypatch)
+    drained = []
+    monkeypatch.setattr(conf.lifecycle, "drain_worker", lambda *a, **k: drained.append(a))
+    app = object()
+    conf.worker_exit(SimpleNamespace(pid=os.getppid()), SimpleNamespace(pid=os.getpid(), wsgi=app))
+    assert drained == [(app,)]
 
 
 @pytest.mark.parametrize("variable", ["SHUTDOWN_TIMEOUT_SECONDS", "WEB_CONCURRENCY"])

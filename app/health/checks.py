@@ -99,7 +99,7 @@ class ReadinessChecker:
         wait(futures.values(), timeout=self._timeout, return_when=FIRST_EXCEPTION)
         return {name: self._outcome(future, started) for name, future in futures.items()}
 
-    def _outcome(self, future: Future, started: float) -> DependencyStatus:
+    def _outcome(self, future: Future[DependencyStatus], started: float) -> DependencyStatus:
         if not future.done():
             future.cancel()
             elapsed = (time.perf_counter() - started) * 1000

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 from flask.cli import AppGroup
@@ -29,7 +29,8 @@ def jobs_cli() -> None:
     console_logs_to_stderr()
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class NotFoundExit(click.ClickException):
@@ -42,11 +43,11 @@ def _echo(document: Any) -> None:
     click.echo(json.dumps(document, indent=2))
 
 
-def _client_errors(command: F) -> F:
+def _client_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Map the service's client errors to exit codes: usage 2, everything else 1."""
 
     @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except InvalidJobId as error:
@@ -58,7 +59,7 @@ def _client_errors(command: F) -> F:
                 raise click.UsageError(error.message) from None
             raise click.ClickException(f"{error.code}: {error.message}") from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 @jobs_cli.command("list")

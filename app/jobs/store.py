@@ -29,7 +29,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -106,7 +106,8 @@ class Job:
     @property
     def params(self) -> dict[str, Any]:
         """The full input parameters, seed included."""
-        return json.loads(self.fields["params"])
+        params: dict[str, Any] = json.loads(self.fields["params"])
+        return params
 
     @property
     def request_id(self) -> str | None:
@@ -421,7 +422,7 @@ class JobStore:
 
     def get(self, job_id: str) -> Job | None:
         """The job, or ``None`` when Redis holds no record of it."""
-        fields = self._redis.hgetall(job_key(job_id))
+        fields = cast("dict[str, str]", self._redis.hgetall(job_key(job_id)))
         return Job(job_id, fields) if fields else None
 
     def list_jobs(
@@ -429,7 +430,10 @@ class JobStore:
     ) -> tuple[list[Job], str | None]:
         """Jobs newest first, ``limit`` at most, older than job ``after``; and the next cursor."""
         upper = f"({after}" if after else "+"
-        ids = self._redis.zrevrangebylex(index_key(state), upper, "-", start=0, num=limit + 1)
+        ids = cast(
+            "list[str]",
+            self._redis.zrevrangebylex(index_key(state), upper, "-", start=0, num=limit + 1),
+        )
         more = len(ids) > limit
         ids = ids[:limit]
         pipe = self._redis.pipeline(transaction=False)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from neo4j import READ_ACCESS, Driver, ManagedTransaction, Query, RoutingControl, unit_of_work
@@ -187,7 +187,7 @@ class SlateRepository:
 
     def is_empty(self) -> bool:
         """Whether the graph holds no slate yet, so seeding ``--if-empty`` should run."""
-        return self._read(IS_EMPTY, "is_empty")[0]["empty"]
+        return bool(self._read(IS_EMPTY, "is_empty")[0]["empty"])
 
     def server_info(self) -> dict[str, Any]:
         """Neo4j's version and edition: the readiness probe's one cheap query.
@@ -290,7 +290,8 @@ def _ordered(item: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]
 
 def _iso_utc(value: Any) -> str:
     """A Neo4j DATETIME as ISO 8601 UTC with a ``Z``, as the slate shape writes it."""
-    return value.to_native().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment: datetime = value.to_native()
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _reason(error: BaseException) -> str:

@@ -137,7 +137,7 @@ def _team_games(
     team_game = np.zeros(len(teams), dtype=np.intp)
     seen: dict[str, str] = {}  # team -> its game
     for player in players:
-        name, team, game = player.get("id"), player.get("team_id"), player.get("game_id")
+        name, team, game = player.get("id"), str(player.get("team_id")), str(player.get("game_id"))
         if team not in teams:
             raise SimulationError(f"player {name!r} plays for unknown team {team!r}")
         if game not in game_positions:
@@ -282,7 +282,8 @@ def _percentiles(totals: _Totals, maximum: np.ndarray, n: int) -> np.ndarray:
         before = cumulative[rows, np.maximum(k - 1, 0)]
         fraction = (rank - before) / np.maximum(counts[rows, k], 1)
         columns.append(np.where(k == 0, 0.0, (k - 1 + fraction) / totals.plan.scale))
-    return np.minimum(np.stack(columns, axis=1), maximum[:, None])
+    clipped: np.ndarray = np.minimum(np.stack(columns, axis=1), maximum[:, None])
+    return clipped
 
 
 def _mean_correlation(products: np.ndarray, mean: np.ndarray, n: int) -> float | None:
@@ -384,7 +385,8 @@ def sample_points(
         for team, draws in _teams_of_chunk(plan, seed, first, count, size, space):
             d[plan.team_rows[team], columns] = draws[0]
     points = (d + plan.shift) / plan.scale[:, None]
-    return points.T[:, plan.slate_order]
+    by_player: np.ndarray = points.T[:, plan.slate_order]
+    return by_player
 
 
 def simulate(

@@ -14,6 +14,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -127,14 +129,17 @@ def test_requests_through_haproxy_reach_both_ready_instances(stack):
             stack.haproxy.port, "GET", "/jobs?limit=1", headers={"X-Request-ID": request_id}
         )
         assert listed.status == 200 and listed.headers["x-request-id"] == request_id
-    for log_file in (instance.log_file for instance in stack.instances.values()):
+    marks = [f'"request_id": "{request_id}"' for request_id in ids]
+    for instance in stack.instances.values():
+        log_file = instance.log_file
         wait_until(  # gunicorn writes the access line just after the response
-            lambda log_file=log_file: any(
-                f'"request_id": "{i}"' in log_file.read_text() for i in ids
-            ),
-            5,
-            what=f"a request logged in {log_file.name}",
+            partial(_logged_any, log_file, marks), 5, what=f"a request logged in {log_file.name}"
         )
+
+
+def _logged_any(log_file: Path, marks: list[str]) -> bool:
+    text = log_file.read_text()
+    return any(mark in text for mark in marks)
 
 
 def test_without_redis_both_instances_leave_rotation_and_return_with_it(stack):

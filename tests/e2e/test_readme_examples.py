@@ -65,6 +65,7 @@ def test_every_curl_example_works_as_documented(gunicorn):
         if job_id:
             command = _JOB_ID.sub(f"/jobs/{job_id}", command)
         if "<next_cursor" in command:
+            assert cursor, "the README lists a page before it uses its cursor"
             command = re.sub(r"<next_cursor[^>]*>", cursor, command)
         status, body = _run(command)
         assert 200 <= status < 300, (command, status, body[-500:])

@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_intake_is_refused_at_once_during_the_drain(gunicorn):
     kept_alive.getresponse().read()
     server.signal(signal.SIGTERM)
     time.sleep(0.3)
-    outcomes = []
+    outcomes: list[Any] = []
     try:
         kept_alive.request(
             "POST",

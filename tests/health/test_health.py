@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -117,7 +118,7 @@ def test_neo4j_unreachable(settings):
 
 @pytest.mark.parametrize("hang", ["redis", "neo4j", "both"])
 def test_a_dependency_that_never_answers_is_down_within_the_bound(settings, hanging_port, hang):
-    overrides = {"dependency_timeout_seconds": 3.0}
+    overrides: dict[str, Any] = {"dependency_timeout_seconds": 3.0}
     if hang in ("redis", "both"):
         overrides["redis_url"] = f"redis://127.0.0.1:{hanging_port}/0"
     if hang in ("neo4j", "both"):

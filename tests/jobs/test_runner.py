@@ -11,7 +11,7 @@ import redis
 
 from app.config import Settings
 from app.jobs.runner import JobDeferred, JobFailure, JobRunner
-from app.jobs.store import JobState, JobStore
+from app.jobs.store import Job, JobState, JobStore
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 
@@ -48,15 +48,21 @@ def run_with(store: JobStore, settings: Settings) -> Iterator[Callable[..., JobR
         runner.drain(0)
 
 
+def _record(store: JobStore, job_id: str) -> Job:
+    job = store.get(job_id)
+    assert job is not None, f"no record of job {job_id}"
+    return job
+
+
 def _state(store: JobStore, job_id: str) -> JobState:
-    return store.get(job_id).state
+    return _record(store, job_id).state
 
 
 def test_a_job_runs_to_complete_with_its_result(store, run_with, submit):
     job_id = submit(scenario_count=3, seed=5)
     run_with(lambda params: {"echo": params["scenario_count"] * params["seed"]})
     wait_until(lambda: _state(store, job_id) is JobState.COMPLETE)
-    record = store.get(job_id).to_dict()
+    record = _record(store, job_id).to_dict()
     assert record["result"] == {"echo": 15}
     assert record["attempts"] == 1 and record["metadata"]["duration_ms"] >= 0
 
@@ -69,7 +75,7 @@ def test_a_job_failure_is_recorded_with_its_code(store, run_with, submit):
 
     run_with(body)
     wait_until(lambda: _state(store, job_id) is JobState.FAILED)
-    assert store.get(job_id).to_dict()["error"] == {
+    assert _record(store, job_id).to_dict()["error"] == {
         "code": "slate_not_found",
         "message": "no slate 'test-slate'",
     }
@@ -83,7 +89,7 @@ def test_an_unexpected_exception_fails_the_job_without_a_traceback(store, run_wi
 
     run_with(body)
     wait_until(lambda: _state(store, job_id) is JobState.FAILED)
-    error = store.get(job_id).to_dict()["error"]
+    error = _record(store, job_id).to_dict()["error"]
     assert error["code"] == "simulation_error"
     assert "Traceback" not in error["message"] and "secret internals" not in error["message"]
 
@@ -99,7 +105,7 @@ def test_a_deferred_job_goes_back_to_pending(store, run_with, submit):
     run_with(body)
     wait_until(lambda: len(calls) >= 1)
     wait_until(lambda: _state(store, job_id) is JobState.PENDING)
-    assert store.get(job_id).to_dict()["lost_attempts"] == 0
+    assert _record(store, job_id).to_dict()["lost_attempts"] == 0
 
 
 def test_a_job_whose_holder_vanished_is_recovered_and_completed(store, run_with, submit):
@@ -108,7 +114,7 @@ def test_a_job_whose_holder_vanished_is_recovered_and_completed(store, run_with,
     assert ghost.id == job_id
     run_with(lambda params: {"ok": True})
     wait_until(lambda: _state(store, job_id) is JobState.COMPLETE)
-    record = store.get(job_id).to_dict()
+    record = _record(store, job_id).to_dict()
     assert record["attempts"] == 2 and record["lost_attempts"] == 1
 
 
@@ -118,10 +124,10 @@ def test_a_long_job_keeps_its_lease_through_heartbeats(store, run_with, submit, 
     run_with(body)
     wait_until(lambda: _state(store, job_id) is JobState.RUNNING)
     time.sleep(2.5)  # more than two lease periods of 1 s
-    assert store.get(job_id).to_dict()["lost_attempts"] == 0
+    assert _record(store, job_id).to_dict()["lost_attempts"] == 0
     body.release.set()
     wait_until(lambda: _state(store, job_id) is JobState.COMPLETE)
-    assert store.get(job_id).to_dict()["attempts"] == 1
+    assert _record(store, job_id).to_dict()["attempts"] == 1
 
 
 def test_drain_waits_for_a_running_job(store, run_with, submit):
@@ -152,7 +158,7 @@ def test_drain_hands_back_stragglers_whose_late_result_is_discarded(
     body.release.set()
     wait_until(lambda: runner.running_job_ids() == [])
     assert _state(store, job_id) is JobState.PENDING
-    assert "result" not in store.get(job_id).to_dict()
+    assert "result" not in _record(store, job_id).to_dict()
 
 
 def test_after_stop_claiming_no_new_job_starts(store, run_with, submit):
@@ -191,7 +197,7 @@ def test_a_result_finished_during_a_redis_outage_lands_when_redis_is_back(
         assert runner.running_job_ids() == [job_id]
         server.start()  # same port and data directory: the AOF brings the job back
         wait_until(lambda: _state(store, job_id) is JobState.COMPLETE, timeout=20)
-        assert store.get(job_id).to_dict()["result"] == {"survived": True}
+        assert _record(store, job_id).to_dict()["result"] == {"survived": True}
     finally:
         runner.drain(0)
         client.close()

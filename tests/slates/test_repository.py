@@ -7,6 +7,7 @@ import errno
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, cast
 
 import pytest
 from neo4j import Driver
@@ -65,7 +66,7 @@ def _graph_counts(driver: Driver) -> dict[str, int]:
 
 
 @contextmanager
-def _unreachable(settings: Settings, **changes: object) -> Iterator[SlateRepository]:
+def _unreachable(settings: Settings, **changes: Any) -> Iterator[SlateRepository]:
     changed = dataclasses.replace(
         settings, dependency_timeout_seconds=OUTAGE_TIMEOUT_SECONDS, **changes
     )
@@ -191,7 +192,7 @@ class _FailingDriver:
     ],
 )
 def test_outages_and_timeouts_become_unavailable_without_addresses(error, message):
-    repository = SlateRepository(_FailingDriver(error), timeout_seconds=1.0)
+    repository = SlateRepository(cast(Driver, _FailingDriver(error)), timeout_seconds=1.0)
     with pytest.raises(SlateStoreUnavailableError) as caught:
         repository.list_slates()
     assert str(caught.value).startswith(message)
@@ -201,6 +202,6 @@ def test_outages_and_timeouts_become_unavailable_without_addresses(error, messag
 
 def test_query_bugs_are_not_mistaken_for_outages():
     error = CypherSyntaxError("bad query")
-    repository = SlateRepository(_FailingDriver(error), timeout_seconds=1.0)
+    repository = SlateRepository(cast(Driver, _FailingDriver(error)), timeout_seconds=1.0)
     with pytest.raises(CypherSyntaxError):
         repository.load_slate("nfl-2026-11-29-main")

@@ -14,7 +14,7 @@ POLL_SECONDS = 0.05
 
 
 def wait_until(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     timeout: float = 10.0,
     *,
     what: str = "the condition",
