@@ -8,6 +8,7 @@ service's default, whatever the caller's shell exports, so a run never depends o
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -106,7 +107,7 @@ class Gunicorn:
             raise AssertionError(f"gunicorn exited early:\n{self.output_tail()}")
         try:
             return request(self.port, "GET", path, timeout=2).status == 200
-        except OSError:
+        except (OSError, http.client.HTTPException):
             return False
 
     def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Response:

@@ -26,14 +26,17 @@ def request(
     raw_body: bytes | None = None,
     headers: dict[str, str] | None = None,
     timeout: float = 10.0,
-    source: str = "127.0.0.1",
+    source: str | None = None,
 ) -> Response:
-    """One request to ``127.0.0.1:port`` from the loopback address ``source``.
+    """One request to ``127.0.0.1:port``, from the loopback address ``source`` when given.
 
     ``body`` is sent as JSON; ``raw_body`` as given (with a JSON content type unless set).
+    ``source`` binds before connecting, and a bind to port 0 tends to get the port that
+    ``free_port`` has just freed: with nothing listening there yet and ``source`` 127.0.0.1 the
+    socket would connect to itself (a TCP self-connect), so the default lets connect pick.
     """
     connection = http.client.HTTPConnection(
-        "127.0.0.1", port, timeout=timeout, source_address=(source, 0)
+        "127.0.0.1", port, timeout=timeout, source_address=(source, 0) if source else None
     )
     try:
         sent_headers = dict(headers or {})
