@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Debian packages the end-to-end tests and benchmarks drive for real: nginx and HAProxy in
-# front of gunicorn, wrk as the load generator, curl for the README examples. Installs only
-# what is missing.
+# What the end-to-end tests and benchmarks drive for real, installed only when missing:
+# - Debian packages: nginx and HAProxy in front of gunicorn, wrk as the load generator, curl for
+#   the README examples;
+# - Toxiproxy (Shopify's TCP fault injector), built with `go install` from the Go module proxy
+#   into the cache outside the repository: ${SLATESIM_CACHE_DIR:-~/.cache/slatesim}/bin.
 set -euo pipefail
+TOXIPROXY_VERSION=v2.12.0
+CACHE_DIR=${SLATESIM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/slatesim}
+BIN_DIR=$CACHE_DIR/bin
+
 missing=()
 for tool in nginx haproxy wrk curl; do
   command -v "$tool" >/dev/null || [[ -x "/usr/sbin/$tool" ]] || missing+=("$tool")
@@ -13,3 +19,15 @@ if ((${#missing[@]})); then
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+toxiproxy=$BIN_DIR/toxiproxy-server-$TOXIPROXY_VERSION
+if [[ ! -x "$toxiproxy" ]]; then
+  command -v go >/dev/null || { echo "tools: Go is needed to build Toxiproxy" >&2; exit 1; }
+  echo "tools: building Toxiproxy $TOXIPROXY_VERSION with go install" >&2
+  build=$(mktemp -d)
+  trap 'rm -rf "$build"' EXIT
+  GOBIN=$build go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
+  mkdir -p "$BIN_DIR"
+  mv "$build/server" "$toxiproxy"
+fi
+ln -sfn "$toxiproxy" "$BIN_DIR/toxiproxy-server"

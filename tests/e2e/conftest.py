@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 
 from tests.support.gunicorn import Gunicorn
 from tests.support.ports import free_port
+from tests.support.toxiproxy import Proxy, ToxiproxyServer
 
 # Short timings so crash recovery and drains are observed in seconds, not minutes.
 FAST_JOB_TIMINGS = {
@@ -37,3 +40,22 @@ def gunicorn(
     yield start
     for instance in instances:
         instance.stop()
+
+
+@pytest.fixture(scope="session")
+def toxiproxy(tmp_path_factory) -> Iterator[ToxiproxyServer]:
+    """One Toxiproxy server for the session; each test makes its own proxies."""
+    server = ToxiproxyServer(tmp_path_factory.mktemp("toxiproxy")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_proxy(toxiproxy: ToxiproxyServer, service_env: dict[str, str]) -> Iterator[Proxy]:
+    """A Toxiproxy proxy in front of the test Redis, with no toxic; removed after the test."""
+    upstream = urlsplit(service_env["REDIS_URL"])
+    assert upstream.port is not None
+    proxy = toxiproxy.proxy(f"redis-{uuid.uuid4().hex[:8]}", upstream.port)
+    yield proxy
+    toxiproxy.call("DELETE", f"/proxies/{proxy.name}")
+
