@@ -1,52 +1,77 @@
 """The job store: owns every Redis key of a job and every transition of its state.
 
-Each transition is one Lua script, so it is atomic (no reader ever sees ``complete`` without
-its result) and costs one round trip. Every time comes from Redis's own clock (``TIME`` inside
-the script), so clock skew between containers can neither recover a live job nor keep a dead one.
+Each transition is one Lua script (``app/jobs/lua/``), so it is atomic (no reader ever sees
+``complete`` without its result) and costs one round trip. Every time comes from Redis's own
+clock (``TIME`` inside the script), so clock skew between containers can neither recover a live
+job nor keep a dead one.
 
-Keys (``slatesim:`` prefix):
+Every script is safe to send twice. redis-py re-sends a command once when its connection drops
+or its reply does not come within the timeout, and by then Redis may have run it: a re-sent
+submit finds its job and returns it (``resent``); a re-sent claim finds the job its token took;
+a re-sent finish or release finds its own token stored (``already_applied``). Attempts are
+fenced by a claim token the caller draws for each claim, never by a counter, so no interleaving
+can reuse one.
+
+Keys (``slatesim:`` prefix), all built in this module:
 - ``job:<id>``            hash, the job record; TTL = retention (see below).
-- ``queue:pending``        list, FIFO of pending job IDs (LPUSH to submit, RPOP to claim).
-- ``leases``               sorted set, running job ID -> lease deadline (ms, Redis clock).
-- ``index:<state>``        sorted sets of job IDs per state (and ``index:all``), all scores 0, so
-                           members sort by ULID, i.e. by creation time: listing is a range query.
-- ``expiry``               sorted set, job ID -> when its record expires (ms); the sweep trims
-                           index entries of expired jobs, so no shared structure grows unbounded.
-- ``idempotency:<hash>``   string, the job ID a (user, Idempotency-Key) pair created; same TTL
-                           as the job.
+- ``queue``               sorted set, pending job ID -> created_at (ms): FIFO by ZPOPMIN, and a
+                          job handed back returns to its place. Every operation is O(log n).
+- ``leases``              sorted set, running job ID -> lease deadline (ms, Redis clock).
+- ``index:<state>``       sorted sets of job IDs per state (and ``index:all``), all scores 0, so
+                          members sort by ULID, i.e. by creation time: listing is a range query.
+- ``expiry``              sorted set, job ID -> when its record expires (ms); the sweep trims
+                          the entries of expired jobs, so no shared structure grows unbounded.
+- ``idempotency:<hash>``  string, the job ID a (user, Idempotency-Key) pair created; same TTL
+                          as the job.
+- ``claim:<token>``       string, the job a claim token took, kept CLAIM_MEMORY_FACTOR leases
+                          (never longer than the job itself).
+- ``handback:<instance>`` list, the jobs a gunicorn master handed back at exit, kept an hour
+                          (never longer than a job).
+- ``queue:pending``       list, the queue of versions before 0.2 (LPUSH/RPOP): no longer
+                          written; the sweep moves what an older instance still pushes there.
 
 Retention: a pending or running job is kept JOB_TTL_SECONDS after it was submitted or last
 claimed; a finished job JOB_TTL_SECONDS after it finished. Redis deletes the keys itself.
-Attempts: ``attempts`` counts claims and is the fencing token of the current attempt; a
-finishing write whose token is not the job's current one is refused. ``lost_attempts`` counts
-attempts whose worker vanished (lease lapsed), apart from errors.
+Attempts: ``attempts`` counts claims (the public attempt number); ``claim_token`` names the
+current attempt, ``finished_token`` and ``released_token`` the attempts that finished and last
+handed back the job. ``lost_attempts`` counts attempts whose worker vanished (lease lapsed).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, cast
 
 import redis
 
+from app.jobs.scripts import StoreScript
 from app.timestamps import iso_utc
 
 KEY_PREFIX = "slatesim:"
 JOB_KEY_PREFIX = f"{KEY_PREFIX}job:"
-PENDING_QUEUE_KEY = f"{KEY_PREFIX}queue:pending"
+QUEUE_KEY = f"{KEY_PREFIX}queue"
+LEGACY_QUEUE_KEY = f"{KEY_PREFIX}queue:pending"
 LEASES_KEY = f"{KEY_PREFIX}leases"
 EXPIRY_KEY = f"{KEY_PREFIX}expiry"
 INDEX_KEY_PREFIX = f"{KEY_PREFIX}index:"
 ALL_INDEX_KEY = f"{INDEX_KEY_PREFIX}all"
 IDEMPOTENCY_KEY_PREFIX = f"{KEY_PREFIX}idempotency:"
-# Jobs examined per sweep call: bounds the time one script holds Redis.
+CLAIM_KEY_PREFIX = f"{KEY_PREFIX}claim:"
+HANDBACK_KEY_PREFIX = f"{KEY_PREFIX}handback:"
+# Jobs examined per sweep call, for each of its three tasks: bounds the time one script holds
+# Redis (well under 10 ms at a million queued jobs).
 SWEEP_BATCH = 200
-# Stale queue entries (jobs that expired while queued) skipped per claim before giving up.
-CLAIM_SKIP_LIMIT = 100
+# Entries of expired jobs a claim drops before it returns `busy` (and is called again at once).
+CLAIM_SKIP_LIMIT = 50
+# A claim token remembers its job this many leases: long enough for any re-send of the claim.
+CLAIM_MEMORY_FACTOR = 10
+# A master's list of handed-back jobs outlives any re-send of its hand-back.
+HANDBACK_MEMORY_MS = 3_600_000
+WORKER_LOST_MESSAGE = "the worker running this job vanished on every attempt"
 
 
 class JobState(str, Enum):
@@ -60,6 +85,42 @@ class JobState(str, Enum):
 
 
 LISTABLE_STATES = (JobState.PENDING, JobState.RUNNING, JobState.COMPLETE, JobState.FAILED)
+
+
+class SubmitStatus(str, Enum):
+    """What a submission did."""
+
+    CREATED = "created"
+    RESENT = "resent"  # this very submission had run: its first reply was lost
+    EXISTING = "existing"  # an earlier request with the same Idempotency-Key and body
+    CONFLICT = "conflict"  # the same Idempotency-Key with another body
+
+    @property
+    def created_now(self) -> bool:
+        """Whether this request created the job (a re-sent submit did too)."""
+        return self in (SubmitStatus.CREATED, SubmitStatus.RESENT)
+
+
+class ClaimStatus(str, Enum):
+    """What a claim found."""
+
+    CLAIMED = "claimed"
+    EMPTY = "empty"
+    BUSY = "busy"  # dropped entries of expired jobs and stopped: claim again at once
+    LOST = "lost"  # this token's attempt ended before its re-sent claim arrived
+
+
+class Transition(str, Enum):
+    """What a finish or hand-back of one attempt did."""
+
+    APPLIED = "applied"
+    ALREADY_APPLIED = "already_applied"  # a re-sent call: this attempt's outcome is stored
+    SUPERSEDED = "superseded"  # the job moved on without this attempt
+
+    @property
+    def stored(self) -> bool:
+        """Whether the store holds this attempt's outcome."""
+        return self is not Transition.SUPERSEDED
 
 
 def job_key(job_id: str) -> str:
@@ -78,7 +139,17 @@ def idempotency_key(user_id: str | None, key: str) -> str:
     return f"{IDEMPOTENCY_KEY_PREFIX}{digest}"
 
 
-def _pairs(flat: list[str]) -> dict[str, str]:
+def claim_key(token: str) -> str:
+    """The key remembering which job a claim token took."""
+    return f"{CLAIM_KEY_PREFIX}{token}"
+
+
+def handback_key(instance: str) -> str:
+    """The list of jobs a gunicorn master handed back."""
+    return f"{HANDBACK_KEY_PREFIX}{instance}"
+
+
+def _pairs(flat: Sequence[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
@@ -100,8 +171,13 @@ class Job:
 
     @property
     def attempts(self) -> int:
-        """Claims so far; also the number, and fencing token, of the current attempt."""
+        """Claims so far; the number of the current attempt."""
         return int(self.fields.get("attempts", 0))
+
+    @property
+    def claim_token(self) -> str:
+        """The token of the current (or last) attempt: what its writes are fenced by."""
+        return self.fields.get("claim_token", "")
 
     @property
     def params(self) -> dict[str, Any]:
@@ -151,13 +227,18 @@ class Job:
 
 @dataclass(frozen=True)
 class SubmitOutcome:
-    """What a submission did: ``created`` a job, found an ``existing`` one, or a ``conflict``.
+    """What a submission did, and the created (or earlier) job as stored."""
 
-    ``job`` is the created or the earlier job, as stored.
-    """
-
-    status: str
+    status: SubmitStatus
     job: Job
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """What a claim found; ``job`` is the claimed job when ``status`` is CLAIMED."""
+
+    status: ClaimStatus
+    job: Job | None = None
 
 
 @dataclass(frozen=True)
@@ -168,195 +249,23 @@ class RecoveryOutcome:
     outcome: str  # "requeued" or "failed"
 
 
-# --- Lua -----------------------------------------------------------------------------------
-# Shared prologue: the Redis clock in milliseconds, and the idempotency key's TTL follower.
-_LUA_COMMON = """
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function keep_until(job_key, id, until_ms, expiry_key)
-  redis.call('HSET', job_key, 'expires_at', until_ms)
-  redis.call('PEXPIREAT', job_key, until_ms)
-  redis.call('ZADD', expiry_key, until_ms, id)
-  local idem = redis.call('HGET', job_key, 'idempotency_key')
-  if idem and idem ~= '' then redis.call('PEXPIREAT', idem, until_ms) end
-end
-"""
+@dataclass(frozen=True)
+class SweepOutcome:
+    """One sweep call: the jobs it recovered, and whether a batch was full (call again)."""
 
-# KEYS: job, queue, index:all, index:pending, expiry[, idempotency]
-# ARGV: id, ttl_ms, fingerprint, job key prefix, then field/value pairs of the record
-_SUBMIT = (
-    _LUA_COMMON
-    + """
-if KEYS[6] then
-  local existing = redis.call('GET', KEYS[6])
-  if existing then
-    local earlier = ARGV[4] .. existing
-    local fingerprint = redis.call('HGET', earlier, 'idempotency_fingerprint')
-    if fingerprint then
-      local status = fingerprint == ARGV[3] and 'existing' or 'conflict'
-      return {status, existing, redis.call('HGETALL', earlier)}
-    end
-  end
-end
-local now = now_ms()
-redis.call('HSET', KEYS[1], 'created_at', now, unpack(ARGV, 5))
-if KEYS[6] then
-  redis.call('HSET', KEYS[1], 'idempotency_key', KEYS[6])
-  redis.call('SET', KEYS[6], ARGV[1])
-end
-keep_until(KEYS[1], ARGV[1], now + tonumber(ARGV[2]), KEYS[5])
-redis.call('LPUSH', KEYS[2], ARGV[1])
-redis.call('ZADD', KEYS[3], 0, ARGV[1])
-redis.call('ZADD', KEYS[4], 0, ARGV[1])
-return {'created', ARGV[1], redis.call('HGETALL', KEYS[1])}
-"""
-)
+    recovered: list[RecoveryOutcome]
+    more: bool
 
-# KEYS: queue, leases, index:pending, index:running, expiry
-# ARGV: job key prefix, lease_ms, worker, instance, ttl_ms
-_CLAIM = (
-    _LUA_COMMON
-    + f"""
-local now = now_ms()
-for _ = 1, {CLAIM_SKIP_LIMIT} do
-  local id = redis.call('RPOP', KEYS[1])
-  if not id then return false end
-  local key = ARGV[1] .. id
-  if redis.call('HGET', key, 'state') == 'pending' then
-    redis.call('HINCRBY', key, 'attempts', 1)
-    redis.call('HSET', key, 'state', 'running', 'started_at', now,
-               'worker', ARGV[3], 'instance', ARGV[4])
-    keep_until(key, id, now + tonumber(ARGV[5]), KEYS[5])
-    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), id)
-    redis.call('ZREM', KEYS[3], id)
-    redis.call('ZADD', KEYS[4], 0, id)
-    local record = redis.call('HGETALL', key)
-    table.insert(record, 1, id)
-    return record
-  end
-end
-return false
-"""
-)
 
-# KEYS: leases.  ARGV: job key prefix, lease_ms, then id/attempt pairs.  Returns the lost IDs.
-_RENEW = (
-    _LUA_COMMON
-    + """
-local deadline = now_ms() + tonumber(ARGV[2])
-local lost = {}
-for i = 3, #ARGV, 2 do
-  local id = ARGV[i]
-  local held = redis.call('HMGET', ARGV[1] .. id, 'state', 'attempts')
-  if held[1] == 'running' and held[2] == ARGV[i + 1] then
-    redis.call('ZADD', KEYS[1], deadline, id)
-  else
-    table.insert(lost, id)
-  end
-end
-return lost
-"""
-)
+@dataclass(frozen=True)
+class NewJob:
+    """A job to submit: its ID (minted by the caller), params and correlation IDs."""
 
-# KEYS: job, leases, index:running, index:<final state>, expiry
-# ARGV: id, attempt, final state, ttl_ms, then field/value pairs
-_FINISH = (
-    _LUA_COMMON
-    + """
-local held = redis.call('HMGET', KEYS[1], 'state', 'attempts')
-if held[1] ~= 'running' or held[2] ~= ARGV[2] then return 0 end
-local now = now_ms()
-redis.call('HSET', KEYS[1], 'state', ARGV[3], 'finished_at', now, unpack(ARGV, 5))
-keep_until(KEYS[1], ARGV[1], now + tonumber(ARGV[4]), KEYS[5])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZADD', KEYS[4], 0, ARGV[1])
-return 1
-"""
-)
-
-# KEYS: job, leases, queue, index:running, index:pending.  ARGV: id, attempt
-_RELEASE = """
-local held = redis.call('HMGET', KEYS[1], 'state', 'attempts')
-if held[1] ~= 'running' or held[2] ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'pending')
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('RPUSH', KEYS[3], ARGV[1])
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('ZADD', KEYS[5], 0, ARGV[1])
-return 1
-"""
-
-# KEYS: leases, queue, index:running, index:pending, index:failed, expiry, index:complete,
-#       index:all
-# ARGV: job key prefix, max lost attempts, ttl_ms, batch size, worker_lost message
-_SWEEP = (
-    _LUA_COMMON
-    + """
-local now = now_ms()
-local out = {}
-local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
-for _, id in ipairs(lapsed) do
-  local key = ARGV[1] .. id
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('ZREM', KEYS[3], id)
-  if redis.call('HGET', key, 'state') == 'running' then
-    local lost = redis.call('HINCRBY', key, 'lost_attempts', 1)
-    if lost >= tonumber(ARGV[2]) then
-      redis.call('HSET', key, 'state', 'failed', 'finished_at', now,
-                 'error_code', 'worker_lost', 'error_message', ARGV[5])
-      keep_until(key, id, now + tonumber(ARGV[3]), KEYS[6])
-      redis.call('ZADD', KEYS[5], 0, id)
-      table.insert(out, id)
-      table.insert(out, 'failed')
-    else
-      redis.call('HSET', key, 'state', 'pending')
-      redis.call('RPUSH', KEYS[2], id)
-      redis.call('ZADD', KEYS[4], 0, id)
-      table.insert(out, id)
-      table.insert(out, 'requeued')
-    end
-  end
-end
-local gone = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
-for _, id in ipairs(gone) do
-  local key = ARGV[1] .. id
-  if redis.call('EXISTS', key) == 1 then
-    redis.call('ZADD', KEYS[6], redis.call('HGET', key, 'expires_at'), id)
-  else
-    if redis.call('ZSCORE', KEYS[4], id) then redis.call('LREM', KEYS[2], 0, id) end
-    for i = 3, 5 do redis.call('ZREM', KEYS[i], id) end
-    redis.call('ZREM', KEYS[7], id)
-    redis.call('ZREM', KEYS[8], id)
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('ZREM', KEYS[6], id)
-  end
-end
-return out
-"""
-)
-
-# KEYS: leases, queue, index:running, index:pending.  ARGV: job key prefix, instance
-_RELEASE_INSTANCE = """
-local released = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local key = ARGV[1] .. id
-  local held = redis.call('HMGET', key, 'state', 'instance')
-  if held[1] == 'running' and held[2] == ARGV[2] then
-    redis.call('HSET', key, 'state', 'pending')
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('RPUSH', KEYS[2], id)
-    redis.call('ZREM', KEYS[3], id)
-    redis.call('ZADD', KEYS[4], 0, id)
-    table.insert(released, id)
-  end
-end
-return released
-"""
-
-WORKER_LOST_MESSAGE = "the worker running this job vanished on every attempt"
+    job_id: str
+    params: Mapping[str, Any]
+    request_id: str | None = None
+    user_id: str | None = None
+    idempotency: tuple[str, str] | None = None  # (Idempotency-Key, body fingerprint)
 
 
 class JobStore:
@@ -365,19 +274,20 @@ class JobStore:
     def __init__(self, client: redis.Redis, *, ttl_seconds: int) -> None:
         self._redis = client
         self._ttl_ms = ttl_seconds * 1000
-        self._submit = client.register_script(_SUBMIT)
-        self._claim = client.register_script(_CLAIM)
-        self._renew = client.register_script(_RENEW)
-        self._finish = client.register_script(_FINISH)
-        self._release = client.register_script(_RELEASE)
-        self._sweep = client.register_script(_SWEEP)
-        self._release_instance = client.register_script(_RELEASE_INSTANCE)
+        self._submit = StoreScript(client, "submit")
+        self._claim = StoreScript(client, "claim")
+        self._renew = StoreScript(client, "renew")
+        self._finish = StoreScript(client, "finish")
+        self._release = StoreScript(client, "release")
+        self._sweep = StoreScript(client, "sweep")
+        self._release_instance = StoreScript(client, "release_instance")
 
     @property
     def ttl_seconds(self) -> int:
         """Retention of a job's records."""
         return self._ttl_ms // 1000
 
+    # --- submission ----------------------------------------------------------------------------
     def submit(
         self,
         job_id: str,
@@ -387,39 +297,62 @@ class JobStore:
         user_id: str | None,
         idempotency: tuple[str, str] | None = None,
     ) -> SubmitOutcome:
-        """Store a new pending job and queue it, in one round trip.
+        """Store a new pending job and queue it, in one round trip; safe to send again.
 
         ``idempotency`` is ``(key, fingerprint)``: when the same user already used ``key``, the
         earlier job is returned (``existing``) or, for a different body, a ``conflict``.
         """
-        keys = [
-            job_key(job_id),
-            PENDING_QUEUE_KEY,
-            ALL_INDEX_KEY,
-            index_key(JobState.PENDING),
-            EXPIRY_KEY,
-        ]
-        fingerprint = ""
-        if idempotency is not None:
-            keys.append(idempotency_key(user_id, idempotency[0]))
-            fingerprint = idempotency[1]
+        new = NewJob(job_id, params, request_id, user_id, idempotency)
+        return self._submit_outcome(self._queue_submit(new, self._redis))
+
+    def submit_many(self, jobs: Iterable[NewJob]) -> list[SubmitOutcome]:
+        """Submit ``jobs`` in one pipelined round trip (bulk loads, benchmarks)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for new in jobs:
+            self._queue_submit(new, pipe)
+        return [self._submit_outcome(reply) for reply in pipe.execute()]
+
+    def _queue_submit(self, new: NewJob, client: redis.Redis | redis.client.Pipeline) -> Any:
+        idempotency, fingerprint = "", ""
+        if new.idempotency is not None:
+            idempotency = idempotency_key(new.user_id, new.idempotency[0])
+            fingerprint = new.idempotency[1]
         record = {
             "state": JobState.PENDING.value,
-            "params": json.dumps(params, sort_keys=True, separators=(",", ":")),
-            "slate_id": params["slate_id"],
-            "scenario_count": params["scenario_count"],
+            "params": json.dumps(new.params, sort_keys=True, separators=(",", ":")),
+            "slate_id": new.params["slate_id"],
+            "scenario_count": new.params["scenario_count"],
             "attempts": 0,
             "lost_attempts": 0,
-            "request_id": request_id or "",
-            "user_id": user_id or "",
+            "request_id": new.request_id or "",
+            "user_id": new.user_id or "",
             "idempotency_fingerprint": fingerprint,
         }
-        args: list[Any] = [job_id, self._ttl_ms, fingerprint, JOB_KEY_PREFIX]
-        for name, value in record.items():
-            args += [name, value]
-        status, found_id, flat = self._submit(keys=keys, args=args)
-        return SubmitOutcome(status=status, job=Job(found_id, _pairs(flat)))
+        return self._submit(
+            keys={
+                "job": job_key(new.job_id),
+                "queue": QUEUE_KEY,
+                "all_index": ALL_INDEX_KEY,
+                "pending_index": index_key(JobState.PENDING),
+                "expiry": EXPIRY_KEY,
+                "idempotency": idempotency,
+            },
+            args={
+                "id": new.job_id,
+                "ttl_ms": self._ttl_ms,
+                "fingerprint": fingerprint,
+                "job_prefix": JOB_KEY_PREFIX,
+            },
+            rest=[item for pair in record.items() for item in pair],
+            client=client,
+        )
 
+    @staticmethod
+    def _submit_outcome(reply: Sequence[Any]) -> SubmitOutcome:
+        status, found_id, flat = reply
+        return SubmitOutcome(SubmitStatus(status), Job(found_id, _pairs(flat)))
+
+    # --- reading -------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
         """The job, or ``None`` when Redis holds no record of it."""
         fields = cast("dict[str, str]", self._redis.hgetall(job_key(job_id)))
@@ -442,105 +375,146 @@ class JobStore:
         jobs = [Job(i, f) for i, f in zip(ids, pipe.execute(), strict=True) if f]
         return jobs, (ids[-1] if more and ids else None)
 
-    def claim_next(self, *, worker: str, instance: str, lease_seconds: float) -> Job | None:
-        """Atomically take the oldest pending job, start an attempt and lease it; one round trip."""
-        reply = self._claim(
-            keys=[
-                PENDING_QUEUE_KEY,
-                LEASES_KEY,
-                index_key(JobState.PENDING),
-                index_key(JobState.RUNNING),
-                EXPIRY_KEY,
-            ],
-            args=[JOB_KEY_PREFIX, int(lease_seconds * 1000), worker, instance, self._ttl_ms],
-        )
-        if not reply:
-            return None
-        return Job(reply[0], _pairs(reply[1:]))
+    # --- attempts ------------------------------------------------------------------------------
+    def claim_next(
+        self, token: str, *, worker: str, instance: str, lease_seconds: float
+    ) -> ClaimOutcome:
+        """Take the oldest pending job under ``token`` and lease it; one round trip.
 
-    def renew_leases(self, held: Iterable[tuple[str, int]], *, lease_seconds: float) -> list[str]:
-        """Extend the leases of ``(job_id, attempt)`` pairs; return the IDs whose lease was lost."""
-        args: list[Any] = [JOB_KEY_PREFIX, int(lease_seconds * 1000)]
-        for job_id, attempt in held:
-            args += [job_id, attempt]
-        if len(args) == 2:
+        Call again with the same token after a lost reply: it returns the job that token took.
+        """
+        lease_ms = int(lease_seconds * 1000)
+        reply = self._claim(
+            keys={
+                "queue": QUEUE_KEY,
+                "leases": LEASES_KEY,
+                "pending_index": index_key(JobState.PENDING),
+                "running_index": index_key(JobState.RUNNING),
+                "all_index": ALL_INDEX_KEY,
+                "expiry": EXPIRY_KEY,
+                "claim": claim_key(token),
+            },
+            args={
+                "job_prefix": JOB_KEY_PREFIX,
+                "token": token,
+                "lease_ms": lease_ms,
+                "worker": worker,
+                "instance": instance,
+                "ttl_ms": self._ttl_ms,
+                "claim_ttl_ms": min(lease_ms * CLAIM_MEMORY_FACTOR, self._ttl_ms),
+                "skip_limit": CLAIM_SKIP_LIMIT,
+            },
+        )
+        status = ClaimStatus(reply[0])
+        if status is ClaimStatus.CLAIMED:
+            return ClaimOutcome(status, Job(reply[1], _pairs(reply[2])))
+        return ClaimOutcome(status)
+
+    def renew_leases(self, held: Iterable[tuple[str, str]], *, lease_seconds: float) -> list[str]:
+        """Extend the leases of ``(job_id, claim_token)`` pairs; return the tokens that lost it."""
+        pairs = [item for pair in held for item in pair]
+        if not pairs:
             return []
-        return list(self._renew(keys=[LEASES_KEY], args=args))
+        return list(
+            self._renew(
+                keys={"leases": LEASES_KEY},
+                args={"job_prefix": JOB_KEY_PREFIX, "lease_ms": int(lease_seconds * 1000)},
+                rest=pairs,
+            )
+        )
 
     def mark_complete(
-        self, job_id: str, attempt: int, result_json: str, *, duration_ms: float
-    ) -> bool:
-        """Store the result and finish the attempt; False when the attempt was fenced off."""
-        return self._finish_attempt(
-            job_id,
-            attempt,
-            JobState.COMPLETE,
-            {"result": result_json, "duration_ms": round(duration_ms, 3)},
-        )
+        self, job_id: str, token: str, result_json: str, *, duration_ms: float
+    ) -> Transition:
+        """Store the result and finish the attempt ``token``."""
+        fields = {"result": result_json, "duration_ms": round(duration_ms, 3)}
+        return self._finish_attempt(job_id, token, JobState.COMPLETE, fields)
 
     def mark_failed(
-        self, job_id: str, attempt: int, code: str, message: str, *, duration_ms: float
-    ) -> bool:
-        """Record a failure with a stable code; False when the attempt was fenced off."""
-        return self._finish_attempt(
-            job_id,
-            attempt,
-            JobState.FAILED,
-            {"error_code": code, "error_message": message, "duration_ms": round(duration_ms, 3)},
-        )
+        self, job_id: str, token: str, code: str, message: str, *, duration_ms: float
+    ) -> Transition:
+        """Record a failure of the attempt ``token`` with a stable code."""
+        fields = {
+            "error_code": code,
+            "error_message": message,
+            "duration_ms": round(duration_ms, 3),
+        }
+        return self._finish_attempt(job_id, token, JobState.FAILED, fields)
 
     def _finish_attempt(
-        self, job_id: str, attempt: int, state: JobState, fields: Mapping[str, Any]
-    ) -> bool:
-        args: list[Any] = [job_id, attempt, state.value, self._ttl_ms]
-        for name, value in fields.items():
-            args += [name, value]
-        keys = [job_key(job_id), LEASES_KEY, index_key(JobState.RUNNING), index_key(state)]
-        return bool(self._finish(keys=[*keys, EXPIRY_KEY], args=args))
+        self, job_id: str, token: str, state: JobState, fields: Mapping[str, Any]
+    ) -> Transition:
+        reply = self._finish(
+            keys={
+                "job": job_key(job_id),
+                "leases": LEASES_KEY,
+                "running_index": index_key(JobState.RUNNING),
+                "final_index": index_key(state),
+                "expiry": EXPIRY_KEY,
+            },
+            args={"id": job_id, "token": token, "final_state": state.value, "ttl_ms": self._ttl_ms},
+            rest=[item for pair in fields.items() for item in pair],
+        )
+        return Transition(reply)
 
-    def release(self, job_id: str, attempt: int) -> bool:
-        """Hand a running attempt back to the front of the queue; False if it was not ours."""
-        keys = [
-            job_key(job_id),
-            LEASES_KEY,
-            PENDING_QUEUE_KEY,
-            index_key(JobState.RUNNING),
-            index_key(JobState.PENDING),
-        ]
-        return bool(self._release(keys=keys, args=[job_id, attempt]))
+    def release(self, job_id: str, token: str) -> Transition:
+        """Hand the attempt ``token`` back: the job is pending again at its place in the queue."""
+        reply = self._release(
+            keys={
+                "job": job_key(job_id),
+                "leases": LEASES_KEY,
+                "queue": QUEUE_KEY,
+                "running_index": index_key(JobState.RUNNING),
+                "pending_index": index_key(JobState.PENDING),
+            },
+            args={"id": job_id, "token": token},
+        )
+        return Transition(reply)
 
     def release_instance(self, instance: str) -> list[str]:
         """Hand back every job still running under ``instance`` (a gunicorn master that exits)."""
-        keys = [
-            LEASES_KEY,
-            PENDING_QUEUE_KEY,
-            index_key(JobState.RUNNING),
-            index_key(JobState.PENDING),
-        ]
-        return list(self._release_instance(keys=keys, args=[JOB_KEY_PREFIX, instance]))
-
-    def sweep(self, *, max_lost_attempts: int) -> list[RecoveryOutcome]:
-        """Recover jobs whose lease lapsed and trim index entries of expired jobs."""
-        reply = self._sweep(
-            keys=[
-                LEASES_KEY,
-                PENDING_QUEUE_KEY,
-                index_key(JobState.RUNNING),
-                index_key(JobState.PENDING),
-                index_key(JobState.FAILED),
-                EXPIRY_KEY,
-                index_key(JobState.COMPLETE),
-                ALL_INDEX_KEY,
-            ],
-            args=[
-                JOB_KEY_PREFIX,
-                max_lost_attempts,
-                self._ttl_ms,
-                SWEEP_BATCH,
-                WORKER_LOST_MESSAGE,
-            ],
+        return list(
+            self._release_instance(
+                keys={
+                    "leases": LEASES_KEY,
+                    "queue": QUEUE_KEY,
+                    "running_index": index_key(JobState.RUNNING),
+                    "pending_index": index_key(JobState.PENDING),
+                    "handback": handback_key(instance),
+                },
+                args={
+                    "job_prefix": JOB_KEY_PREFIX,
+                    "instance": instance,
+                    "handback_ttl_ms": min(HANDBACK_MEMORY_MS, self._ttl_ms),
+                },
+            )
         )
-        return [RecoveryOutcome(reply[i], reply[i + 1]) for i in range(0, len(reply), 2)]
+
+    # --- upkeep --------------------------------------------------------------------------------
+    def sweep(self, *, max_lost_attempts: int) -> SweepOutcome:
+        """Recover lapsed leases, trim expired jobs' entries, move legacy-queued jobs; one batch."""
+        reply = self._sweep(
+            keys={
+                "leases": LEASES_KEY,
+                "queue": QUEUE_KEY,
+                "running_index": index_key(JobState.RUNNING),
+                "pending_index": index_key(JobState.PENDING),
+                "failed_index": index_key(JobState.FAILED),
+                "complete_index": index_key(JobState.COMPLETE),
+                "all_index": ALL_INDEX_KEY,
+                "expiry": EXPIRY_KEY,
+                "legacy_queue": LEGACY_QUEUE_KEY,
+            },
+            args={
+                "job_prefix": JOB_KEY_PREFIX,
+                "max_lost": max_lost_attempts,
+                "ttl_ms": self._ttl_ms,
+                "batch": SWEEP_BATCH,
+                "worker_lost_message": WORKER_LOST_MESSAGE,
+            },
+        )
+        recovered = [RecoveryOutcome(reply[i], reply[i + 1]) for i in range(1, len(reply), 2)]
+        return SweepOutcome(recovered, more=bool(reply[0]))
 
     def queue_depth(self) -> dict[str, int]:
         """Cluster-wide pending and running counts, in one round trip."""
@@ -553,7 +527,7 @@ class JobStore:
         pipe: redis.client.Pipeline,
     ) -> Callable[[list[Any]], dict[str, int]]:
         """Queue the two counting commands on ``pipe``; return the parser of their replies."""
-        pipe.llen(PENDING_QUEUE_KEY)
+        pipe.zcard(QUEUE_KEY)
         pipe.zcard(LEASES_KEY)
         return lambda replies: {"pending": replies[0], "running": replies[1]}
 

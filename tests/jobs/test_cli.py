@@ -7,6 +7,8 @@ import json
 import pytest
 from ulid import ULID
 
+from app.correlation import new_id
+
 
 @pytest.fixture
 def cli(app):
@@ -43,8 +45,8 @@ def test_bad_arguments_exit_2(cli):
 
 def test_requeue_submits_a_failed_job_again_with_the_same_params(cli, store, submit):
     job_id = submit(seed=42, scenario_count=77, user_id="ops")
-    claimed = store.claim_next(worker="w", instance="i", lease_seconds=30)
-    store.mark_failed(job_id, claimed.attempts, "simulation_error", "boom", duration_ms=1)
+    claimed = store.claim_next(new_id(), worker="w", instance="i", lease_seconds=30).job
+    store.mark_failed(job_id, claimed.claim_token, "simulation_error", "boom", duration_ms=1)
     result = cli("requeue", job_id)
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
@@ -64,5 +66,5 @@ def test_requeue_of_a_job_that_did_not_fail_is_a_usage_error(cli, store, submit)
 def test_depth_prints_the_queue_counts(cli, store, submit):
     submit()
     submit()
-    store.claim_next(worker="w", instance="i", lease_seconds=30)
+    store.claim_next(new_id(), worker="w", instance="i", lease_seconds=30)
     assert json.loads(cli("depth").stdout) == {"pending": 1, "running": 1}

@@ -13,6 +13,7 @@ from ulid import ULID
 from app import create_app
 from app.config import Settings
 from app.jobs.ids import new_job_id
+from app.jobs.store import QUEUE_KEY
 from app.services import EXTENSION_KEY
 from tests.support.ports import free_port
 
@@ -89,7 +90,7 @@ def test_racing_identical_requests_create_one_job(app: Flask, redis_client):
         thread.join()
     assert sorted(r.status_code for r in results) == [200] * 7 + [202]
     assert len({r.get_json()["id"] for r in results}) == 1
-    assert redis_client.llen("slatesim:queue:pending") == 1
+    assert redis_client.zcard(QUEUE_KEY) == 1
 
 
 BAD_BODIES = [

@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
 
 import redis
 
+from app.correlation import new_id
 from app.jobs.ids import new_job_id
-from app.jobs.store import KEY_PREFIX, JobState, JobStore
+from app.jobs.store import (
+    CLAIM_SKIP_LIMIT,
+    EXPIRY_KEY,
+    KEY_PREFIX,
+    LEGACY_QUEUE_KEY,
+    SWEEP_BATCH,
+    ClaimStatus,
+    Job,
+    JobState,
+    JobStore,
+    NewJob,
+    SubmitStatus,
+    Transition,
+    index_key,
+    job_key,
+)
 
 LEASE = 30.0
+SUPERSEDED = Transition.SUPERSEDED
 # Retention in the expiry tests: short enough to wait for, longer than the writes take.
 SHORT_TTL_SECONDS = 2
 
 
-def _claim(store: JobStore, worker: str = "host:1", lease: float = LEASE):
-    return store.claim_next(worker=worker, instance="host:0", lease_seconds=lease)
+def _claim_any(store: JobStore, worker: str = "host:1", lease: float = LEASE) -> Job | None:
+    """The job a claim under a new token took, or None when there was none to take."""
+    return store.claim_next(new_id(), worker=worker, instance="host:0", lease_seconds=lease).job
+
+
+def _claim(store: JobStore, worker: str = "host:1", lease: float = LEASE) -> Job:
+    """The job a claim under a new token took; the test expects one to be pending."""
+    job = _claim_any(store, worker, lease)
+    assert job is not None, "no job to claim"
+    return job
 
 
 def test_submitted_job_is_pending_with_its_params_and_ids(store, submit):
@@ -38,7 +64,7 @@ def test_claims_are_first_in_first_out(store, submit):
     ids = [submit() for _ in range(5)]
     claimed = [_claim(store).id for _ in range(5)]
     assert claimed == ids
-    assert _claim(store) is None
+    assert _claim_any(store) is None
 
 
 def test_claim_starts_an_attempt_and_takes_a_lease(store, submit):
@@ -59,7 +85,7 @@ def test_many_threads_claiming_at_once_run_every_job_exactly_once(store, submit)
 
     def claimer(worker: int) -> None:
         start.wait()
-        while (job := _claim(store, worker=f"host:{worker}")) is not None:
+        while (job := _claim_any(store, worker=f"host:{worker}")) is not None:
             with lock:
                 claims[job.id] += 1
 
@@ -75,7 +101,8 @@ def test_many_threads_claiming_at_once_run_every_job_exactly_once(store, submit)
 def test_completion_stores_the_result_atomically(store, submit):
     job_id = submit()
     job = _claim(store)
-    assert store.mark_complete(job_id, job.attempts, '{"players": []}', duration_ms=12.5)
+    applied = store.mark_complete(job_id, job.claim_token, '{"players": []}', duration_ms=12.5)
+    assert applied is Transition.APPLIED
     record = store.get(job_id).to_dict()
     assert record["state"] == "complete"
     assert record["result"] == {"players": []}
@@ -87,30 +114,32 @@ def test_completion_stores_the_result_atomically(store, submit):
 def test_failure_records_a_stable_code(store, submit):
     job_id = submit()
     job = _claim(store)
-    assert store.mark_failed(job_id, job.attempts, "slate_not_found", "no slate x", duration_ms=1)
+    failed = store.mark_failed(job_id, job.claim_token, "slate_not_found", "no x", duration_ms=1)
+    assert failed is Transition.APPLIED
     record = store.get(job_id).to_dict()
     assert record["state"] == "failed"
-    assert record["error"] == {"code": "slate_not_found", "message": "no slate x"}
+    assert record["error"] == {"code": "slate_not_found", "message": "no x"}
 
 
 def test_a_stale_holder_cannot_overwrite_the_newer_attempt(store, submit):
     job_id = submit()
     stale = _claim(store, worker="host:1", lease=0.2)
     time.sleep(0.3)
-    assert store.sweep(max_lost_attempts=3)[0].outcome == "requeued"
+    assert store.sweep(max_lost_attempts=3).recovered[0].outcome == "requeued"
     fresh = _claim(store, worker="host:2")
-    assert fresh.attempts == stale.attempts + 1
-    assert store.mark_complete(job_id, fresh.attempts, '{"v": "new"}', duration_ms=1)
-    assert not store.mark_complete(job_id, stale.attempts, '{"v": "stale"}', duration_ms=1)
-    assert not store.mark_failed(job_id, stale.attempts, "boom", "stale", duration_ms=1)
+    assert fresh.attempts == stale.attempts + 1 and fresh.claim_token != stale.claim_token
+    new, old = fresh.claim_token, stale.claim_token
+    assert store.mark_complete(job_id, new, '{"v": "new"}', duration_ms=1) is Transition.APPLIED
+    assert store.mark_complete(job_id, old, '{"v": "stale"}', duration_ms=1) is SUPERSEDED
+    assert store.mark_failed(job_id, old, "boom", "stale", duration_ms=1) is SUPERSEDED
     assert store.get(job_id).to_dict()["result"] == {"v": "new"}
 
 
 def test_a_released_attempt_cannot_complete(store, submit):
     job_id = submit()
     job = _claim(store)
-    assert store.release(job_id, job.attempts)
-    assert not store.mark_complete(job_id, job.attempts, "{}", duration_ms=1)
+    assert store.release(job_id, job.claim_token) is Transition.APPLIED
+    assert store.mark_complete(job_id, job.claim_token, "{}", duration_ms=1) is SUPERSEDED
     assert store.get(job_id).state is JobState.PENDING
 
 
@@ -119,7 +148,7 @@ def test_a_lapsed_lease_puts_the_job_back_first_in_line(store, submit):
     later = submit()
     _claim(store, lease=0.2)
     time.sleep(0.3)
-    outcomes = store.sweep(max_lost_attempts=3)
+    outcomes = store.sweep(max_lost_attempts=3).recovered
     assert [(o.job_id, o.outcome) for o in outcomes] == [(lost, "requeued")]
     record = store.get(lost).to_dict()
     assert record["state"] == "pending" and record["lost_attempts"] == 1
@@ -130,7 +159,7 @@ def test_a_lapsed_lease_puts_the_job_back_first_in_line(store, submit):
 def test_a_live_lease_is_not_recovered(store, submit):
     submit()
     _claim(store, lease=30)
-    assert store.sweep(max_lost_attempts=3) == []
+    assert store.sweep(max_lost_attempts=3).recovered == []
 
 
 def test_a_job_that_keeps_losing_its_worker_fails_with_worker_lost(store, submit):
@@ -143,26 +172,26 @@ def test_a_job_that_keeps_losing_its_worker_fails_with_worker_lost(store, submit
     assert record["state"] == "failed"
     assert record["error"]["code"] == "worker_lost"
     assert record["lost_attempts"] == 3
-    assert _claim(store) is None
+    assert _claim_any(store) is None
 
 
 def test_renewing_keeps_the_lease_and_reports_lost_ones(store, submit):
     kept_id, lost_id = submit(), submit()
     kept, lost = _claim(store, lease=0.5), _claim(store, lease=0.5)
-    assert store.release(lost_id, lost.attempts)
+    assert store.release(lost_id, lost.claim_token) is Transition.APPLIED
     for _ in range(3):
         time.sleep(0.25)
         assert store.renew_leases(
-            [(kept_id, kept.attempts), (lost_id, lost.attempts)], lease_seconds=0.5
-        ) == [lost_id]
-    assert store.sweep(max_lost_attempts=3) == []
+            [(kept_id, kept.claim_token), (lost_id, lost.claim_token)], lease_seconds=0.5
+        ) == [lost.claim_token]
+    assert store.sweep(max_lost_attempts=3).recovered == []
     assert store.get(kept_id).state is JobState.RUNNING
 
 
 def test_release_instance_hands_back_only_that_instance(store, submit):
     mine, theirs = submit(), submit()
-    store.claim_next(worker="a:1", instance="a:0", lease_seconds=LEASE)
-    store.claim_next(worker="b:1", instance="b:0", lease_seconds=LEASE)
+    store.claim_next(new_id(), worker="a:1", instance="a:0", lease_seconds=LEASE)
+    store.claim_next(new_id(), worker="b:1", instance="b:0", lease_seconds=LEASE)
     assert store.release_instance("a:0") == [mine]
     assert store.get(mine).state is JobState.PENDING
     assert store.get(theirs).state is JobState.RUNNING
@@ -235,9 +264,9 @@ def test_expired_jobs_leave_no_key_behind(redis_client: redis.Redis, submit, mak
     store = JobStore(redis_client, ttl_seconds=SHORT_TTL_SECONDS)
     done, failed, queued = (submit(store=store) for _ in range(3))
     job = _claim(store)
-    assert store.mark_complete(done, job.attempts, "{}", duration_ms=1)
+    assert store.mark_complete(done, job.claim_token, "{}", duration_ms=1) is Transition.APPLIED
     job = _claim(store)
-    assert store.mark_failed(failed, job.attempts, "x", "y", duration_ms=1)
+    assert store.mark_failed(failed, job.claim_token, "x", "y", duration_ms=1) is Transition.APPLIED
     store.submit(new_job_id(), make_params(), request_id=None, user_id="u", idempotency=("k", "fp"))
     assert redis_client.exists(*(f"{KEY_PREFIX}job:{i}" for i in (done, failed, queued))) == 3
     time.sleep(SHORT_TTL_SECONDS + 0.2)
@@ -254,3 +283,160 @@ def test_redis_settings_that_can_lose_jobs_are_reported(store, redis_client):
     finally:
         redis_client.config_set("maxmemory-policy", original)
     assert not any("maxmemory-policy" in w for w in store.durability_warnings())
+
+
+# --- every transition sent twice: what a lost reply and redis-py's re-send do -----------------
+def test_a_resent_submit_returns_the_stored_job_and_rewrites_nothing(store, make_params):
+    job_id = new_job_id()
+    assert store.submit(job_id, make_params(), request_id="r", user_id="u").status == "created"
+    job = _claim(store)
+    store.mark_complete(job_id, job.claim_token, '{"v": 1}', duration_ms=1)
+    again = store.submit(job_id, make_params(), request_id="r", user_id="u")
+    assert again.status is SubmitStatus.RESENT and again.status.created_now
+    assert again.job.state is JobState.COMPLETE and again.job.attempts == 1
+    assert store.get(job_id).to_dict()["result"] == {"v": 1}
+    assert store.queue_depth() == {"pending": 0, "running": 0}
+
+
+def test_a_resent_submit_with_an_idempotency_key_is_its_own_creation(store, make_params):
+    job_id = new_job_id()
+    key = ("order-9", "fp")
+    store.submit(job_id, make_params(), request_id="r", user_id="u", idempotency=key)
+    again = store.submit(job_id, make_params(), request_id="r", user_id="u", idempotency=key)
+    assert (again.status, again.job.id) == (SubmitStatus.RESENT, job_id)
+    assert store.queue_depth()["pending"] == 1
+
+
+def test_a_resent_claim_returns_the_job_its_token_took_and_takes_no_second(store, submit):
+    first, second = submit(), submit()
+    token = new_id()
+    claimed = store.claim_next(token, worker="w:1", instance="i", lease_seconds=LEASE)
+    again = store.claim_next(token, worker="w:1", instance="i", lease_seconds=LEASE)
+    assert claimed.job.id == again.job.id == first
+    assert again.status is ClaimStatus.CLAIMED and again.job.attempts == 1
+    assert store.get(second).state is JobState.PENDING
+    assert store.queue_depth() == {"pending": 1, "running": 1}
+
+
+def test_a_resent_claim_after_its_attempt_was_recovered_takes_nothing(store, submit):
+    job_id = submit()
+    token = new_id()
+    store.claim_next(token, worker="w:1", instance="i", lease_seconds=0.1)
+    time.sleep(0.2)
+    store.sweep(max_lost_attempts=3)
+    again = store.claim_next(token, worker="w:1", instance="i", lease_seconds=LEASE)
+    assert again.status is ClaimStatus.LOST and again.job is None
+    assert store.get(job_id).state is JobState.PENDING
+
+
+def test_a_resent_finish_is_recognised_as_already_applied(store, submit):
+    job_id = submit()
+    job = _claim(store)
+    assert store.mark_complete(job_id, job.claim_token, "{}", duration_ms=1) is Transition.APPLIED
+    again = store.mark_complete(job_id, job.claim_token, "{}", duration_ms=1)
+    assert again is Transition.ALREADY_APPLIED and again.stored
+    failed_id = submit()
+    job = _claim(store)
+    store.mark_failed(failed_id, job.claim_token, "x", "y", duration_ms=1)
+    assert store.mark_failed(failed_id, job.claim_token, "x", "y", duration_ms=1).stored
+
+
+def test_a_finish_after_the_sweep_failed_the_job_is_not_taken_for_its_own(store, submit):
+    job_id = submit()
+    job = _claim(store, lease=0.1)
+    time.sleep(0.2)
+    store.sweep(max_lost_attempts=1)  # worker_lost at once
+    assert store.get(job_id).to_dict()["error"]["code"] == "worker_lost"
+    assert store.mark_failed(job_id, job.claim_token, "x", "late", duration_ms=1) is SUPERSEDED
+
+
+def test_a_resent_release_is_recognised_as_already_applied(store, submit):
+    job_id = submit()
+    job = _claim(store)
+    assert store.release(job_id, job.claim_token) is Transition.APPLIED
+    assert store.release(job_id, job.claim_token) is Transition.ALREADY_APPLIED
+    assert store.queue_depth() == {"pending": 1, "running": 0}
+
+
+def test_a_resent_hand_back_of_an_instance_returns_the_same_jobs(store, submit):
+    mine = submit()
+    store.claim_next(new_id(), worker="a:1", instance="a", lease_seconds=LEASE)
+    assert store.release_instance("a") == [mine]
+    assert store.release_instance("a") == [mine]
+    assert store.queue_depth() == {"pending": 1, "running": 0}
+
+
+def test_a_handed_back_job_keeps_its_place_in_the_queue(store, submit):
+    older, newer = submit(), submit()
+    job = _claim(store)
+    store.release(older, job.claim_token)
+    assert _claim(store).id == older
+    assert _claim(store).id == newer
+
+
+# --- the queue at any length: claims and sweeps stay bounded -----------------------------------
+def test_a_claim_behind_many_expired_entries_drops_a_batch_and_says_busy(
+    redis_client, submit, make_params
+):
+    short = JobStore(redis_client, ttl_seconds=1)
+    short.submit_many(NewJob(new_job_id(), make_params()) for _ in range(CLAIM_SKIP_LIMIT * 2 + 1))
+    time.sleep(1.2)
+    live = submit()  # the test's store: an hour of retention
+    statuses = [
+        short.claim_next(new_id(), worker="w", instance="i", lease_seconds=LEASE).status
+        for _ in range(3)
+    ]
+    assert statuses == [ClaimStatus.BUSY, ClaimStatus.BUSY, ClaimStatus.CLAIMED]
+    assert redis_client.zcard(index_key(JobState.PENDING)) == 0
+    assert redis_client.zcard(index_key(None)) == 1 and live
+
+
+def test_a_sweep_says_when_a_batch_was_full_and_catches_up_in_calls(redis_client, make_params):
+    short = JobStore(redis_client, ttl_seconds=1)
+    short.submit_many(NewJob(new_job_id(), make_params()) for _ in range(SWEEP_BATCH + 10))
+    time.sleep(1.2)
+    assert short.sweep(max_lost_attempts=3).more
+    assert not short.sweep(max_lost_attempts=3).more
+    assert short.queue_depth() == {"pending": 0, "running": 0}
+    assert redis_client.keys(f"{KEY_PREFIX}*") == []
+
+
+# --- an upgrade in place: jobs queued by the previous version on a list ------------------------
+def _queue_as_the_previous_version_did(redis_client, job_id: str, params: dict) -> None:
+    """What the previous version's submit wrote: the same record, the id LPUSHed on a list."""
+    now = int(time.time() * 1000)
+    redis_client.hset(
+        job_key(job_id),
+        mapping={
+            "state": "pending",
+            "params": json.dumps(params, sort_keys=True, separators=(",", ":")),
+            "slate_id": params["slate_id"],
+            "scenario_count": params["scenario_count"],
+            "attempts": 0,
+            "lost_attempts": 0,
+            "request_id": "",
+            "user_id": "",
+            "idempotency_fingerprint": "",
+            "created_at": now,
+            "expires_at": now + 3_600_000,
+        },
+    )
+    redis_client.pexpireat(job_key(job_id), now + 3_600_000)
+    redis_client.zadd(EXPIRY_KEY, {job_id: now + 3_600_000})
+    redis_client.zadd(index_key(None), {job_id: 0})
+    redis_client.zadd(index_key(JobState.PENDING), {job_id: 0})
+    redis_client.lpush(LEGACY_QUEUE_KEY, job_id)
+
+
+def test_jobs_queued_by_the_previous_version_are_claimed_in_order_after_a_sweep(
+    store, redis_client, make_params, submit
+):
+    legacy = [new_job_id() for _ in range(3)]
+    for job_id in legacy:
+        _queue_as_the_previous_version_did(redis_client, job_id, make_params())
+        time.sleep(0.002)
+    current = submit()
+    store.sweep(max_lost_attempts=3)
+    assert redis_client.exists(LEGACY_QUEUE_KEY) == 0
+    assert store.queue_depth() == {"pending": 4, "running": 0}
+    assert [_claim(store).id for _ in range(4)] == [*legacy, current]
