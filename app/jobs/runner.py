@@ -2,10 +2,14 @@
 
 One ``JobRunner`` per worker process, started after the fork. It runs:
 - ``JOB_CONCURRENCY`` job threads that claim jobs FIFO from the shared Redis queue;
-- a heartbeat thread that renews the leases of this process's running jobs;
+- a heartbeat thread that renews the leases of this process's running attempts;
 - a sweeper thread (also on intake-only instances) that recovers jobs whose lease lapsed and
   trims the indexes of expired jobs, at start-up and then every JOB_SWEEP_SECONDS.
 Shutdown is two calls: ``stop_claiming`` at the signal, ``drain`` until the deadline.
+
+Everything is kept by attempt, named by the claim token its thread drew: a stale attempt of a
+job (its lease lapsed, the sweep requeued the job and another thread here took it again) is a
+separate entry, and its end never touches the newer attempt's lease, drain entry or listing.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 
 from app.config import Settings
-from app.correlation import bound_ids
-from app.jobs.store import Job, JobStore
+from app.correlation import bound_ids, new_id
+from app.jobs.store import ClaimOutcome, ClaimStatus, Job, JobStore, Transition
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +55,18 @@ class JobFailure(Exception):
 
 # A job body: takes the job's params, returns the result document or raises JobFailure.
 JobBody = Callable[[Mapping[str, Any]], dict[str, Any]]
+T = TypeVar("T")
+# What a job that raised something unexpected records; the traceback goes to the log only.
+UNEXPECTED_ERROR_MESSAGE = "the simulation failed unexpectedly; see the service log for this job_id"
 
 
 @dataclass
 class _Attempt:
-    """One attempt of a job running in this process; ``number`` is its fencing token."""
+    """One attempt running in this process; ``token`` (its claim token) fences its writes."""
 
     job_id: str
     number: int
+    token: str
     started: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
     lease_lost: bool = False
@@ -122,17 +130,24 @@ class JobRunner:
         return not self._stop_claiming.is_set()
 
     def running_job_ids(self) -> list[str]:
-        """IDs of the jobs this process is running now."""
+        """The job of each attempt this process is running now (one entry per attempt)."""
         with self._lock:
-            return list(self._running)
+            return [attempt.job_id for attempt in self._running.values()]
+
+    def _held_attempts(self) -> list[_Attempt]:
+        """Running attempts that still hold their job's lease: the ones worth waiting for."""
+        with self._lock:
+            return [a for a in self._running.values() if not a.lease_lost]
 
     def drain(self, timeout: float) -> list[str]:
-        """Wait up to ``timeout`` s for running jobs; hand back the stragglers and return them."""
+        """Wait up to ``timeout`` s for running jobs; hand back the stragglers and return them.
+
+        Attempts whose lease was lost are not waited for: the store refuses their outcome.
+        """
         self.stop_claiming()
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
-            with self._lock:
-                waiting = list(self._running.values())
+            waiting = self._held_attempts()
             if not waiting or time.monotonic() >= deadline:
                 break
             waiting[0].done.wait(max(0.0, min(deadline - time.monotonic(), 0.5)))
@@ -145,7 +160,7 @@ class JobRunner:
     def _hand_back_straggler(self, attempt: _Attempt) -> None:
         ran = round(time.monotonic() - attempt.started, 3)
         try:
-            released = self._store.release(attempt.job_id, attempt.number)
+            released = self._store.release(attempt.job_id, attempt.token).stored
         except redis.RedisError as error:
             released = False
             logger.error(
@@ -162,35 +177,46 @@ class JobRunner:
     def _claim_loop(self) -> None:
         idle = IDLE_POLL_MIN_SECONDS
         while not self._stop_claiming.is_set():
-            try:
-                job = self._store.claim_next(
-                    worker=self.worker_id,
-                    instance=self.instance_id,
-                    lease_seconds=self._settings.job_lease_seconds,
-                )
-            except redis.RedisError as error:
-                logger.warning("cannot claim jobs: %s", type(error).__name__)
-                self._stop_claiming.wait(STORE_RETRY_MAX_SECONDS)
-                continue
-            if job is None:
+            outcome = self._claim()
+            if outcome is None:  # abandoned at the drain deadline
+                return
+            if outcome.job is not None:
+                idle = IDLE_POLL_MIN_SECONDS
+                if not self._run(outcome.job):
+                    self._stop_claiming.wait(DEFERRED_BACKOFF_SECONDS)
+            elif outcome.status is not ClaimStatus.BUSY:  # busy: stale entries dropped, go on
                 self._stop_claiming.wait(idle)
                 idle = min(idle * 2, IDLE_POLL_MAX_SECONDS)
-                continue
-            idle = IDLE_POLL_MIN_SECONDS
-            if not self._run(job):
-                self._stop_claiming.wait(DEFERRED_BACKOFF_SECONDS)
+
+    def _claim(self) -> ClaimOutcome | None:
+        """One claim under a new token, sent again with that token until Redis answers.
+
+        A claim whose reply was lost may have taken a job: only the same token finds it again.
+        Shutdown does not interrupt the retries (a claimed job is run and drained like any
+        other); the drain deadline does.
+        """
+        token = new_id()
+        return self._with_store_retry(
+            lambda: self._store.claim_next(
+                token,
+                worker=self.worker_id,
+                instance=self.instance_id,
+                lease_seconds=self._settings.job_lease_seconds,
+            ),
+            "claim a job",
+        )
 
     def _run(self, job: Job) -> bool:
         """Run one claimed job; return False when it was deferred (handed back)."""
-        attempt = _Attempt(job.id, job.attempts)
+        attempt = _Attempt(job.id, job.attempts, job.claim_token)
         with self._lock:
-            self._running[job.id] = attempt
+            self._running[attempt.token] = attempt
         try:
             with bound_ids(request_id=job.request_id, user_id=job.user_id, job_id=job.id):
                 return self._execute(job, attempt)
         finally:
             with self._lock:
-                self._running.pop(job.id, None)
+                self._running.pop(attempt.token, None)
             attempt.done.set()
 
     def _execute(self, job: Job, attempt: _Attempt) -> bool:
@@ -198,7 +224,7 @@ class JobRunner:
         logger.info(
             "job started",
             extra={
-                "attempt": job.attempts,
+                "attempt": attempt.number,
                 "slate_id": params["slate_id"],
                 "scenario_count": params["scenario_count"],
             },
@@ -208,69 +234,72 @@ class JobRunner:
             result = self._body(params)
         except JobDeferred as error:
             logger.warning("job deferred, handing it back: %s", error)
-            self._with_store_retry(lambda: self._store.release(job.id, job.attempts))
+            self._with_store_retry(
+                lambda: self._store.release(job.id, attempt.token), "hand the job back"
+            )
             return False
         except JobFailure as failure:
-            duration = (time.perf_counter() - started) * 1000
             code, message = failure.code, failure.message
             logger.warning("job failed", extra={"code": code, "error": message})
-            self._finish(
-                job,
-                "failed",
-                lambda: self._store.mark_failed(
-                    job.id, job.attempts, code, message, duration_ms=duration
-                ),
-            )
+            self._fail(attempt, code, message, started)
             return True
         except Exception:
-            duration = (time.perf_counter() - started) * 1000
             logger.exception("job raised an unexpected error")
-            self._finish(
-                job,
-                "failed",
-                lambda: self._store.mark_failed(
-                    job.id,
-                    job.attempts,
-                    "simulation_error",
-                    "the simulation failed unexpectedly; see the service log for this job_id",
-                    duration_ms=duration,
-                ),
-            )
+            self._fail(attempt, "simulation_error", UNEXPECTED_ERROR_MESSAGE, started)
             return True
         duration = (time.perf_counter() - started) * 1000
         payload = json.dumps(result, separators=(",", ":"))
-        self._finish(
-            job,
+        stored = self._finish(
+            attempt,
             "complete",
-            lambda: self._store.mark_complete(job.id, job.attempts, payload, duration_ms=duration),
+            lambda: self._store.mark_complete(job.id, attempt.token, payload, duration_ms=duration),
         )
-        logger.info(
-            "job complete", extra={"duration_ms": round(duration, 3), "result_bytes": len(payload)}
-        )
+        if stored:
+            logger.info(
+                "job complete",
+                extra={"duration_ms": round(duration, 3), "result_bytes": len(payload)},
+            )
         return True
 
-    def _finish(self, job: Job, state: str, write: Callable[[], bool]) -> None:
-        accepted = self._with_store_retry(write)
-        if accepted is False:
+    def _fail(self, attempt: _Attempt, code: str, message: str, started: float) -> None:
+        duration = (time.perf_counter() - started) * 1000
+        self._finish(
+            attempt,
+            "failed",
+            lambda: self._store.mark_failed(
+                attempt.job_id, attempt.token, code, message, duration_ms=duration
+            ),
+        )
+
+    def _finish(self, attempt: _Attempt, state: str, write: Callable[[], Transition]) -> bool:
+        """Store the attempt's outcome (retrying while Redis is down); whether it is stored.
+
+        A re-sent write that finds its own outcome stored (``already_applied``) counts as
+        stored; one the job has moved on from is discarded.
+        """
+        outcome = self._with_store_retry(write, f"store the {state} outcome")
+        if outcome is Transition.SUPERSEDED:
             logger.warning(
                 "attempt was superseded; its %s outcome is discarded",
                 state,
-                extra={"attempt": job.attempts},
+                extra={"attempt": attempt.number},
             )
+        return outcome is not None and outcome.stored
 
-    def _with_store_retry(self, write: Callable[[], bool]) -> bool | None:
-        """Retry a write while Redis is down; ``None`` if shutdown abandoned it first.
+    def _with_store_retry(self, call: Callable[[], T], what: str) -> T | None:
+        """Call the store until Redis answers; ``None`` if the drain deadline abandoned it first.
 
-        An abandoned write leaves the job ``running`` in Redis: its lease lapses and the sweep
-        re-runs it, with the same result thanks to the stored seed.
+        Every store call is safe to repeat (see app/jobs/store.py). An abandoned write leaves
+        the job ``running`` in Redis: its lease lapses and the sweep re-runs it, with the same
+        result thanks to the stored seed.
         """
         delay = STORE_RETRY_MIN_SECONDS
         while True:
             try:
-                return write()
+                return call()
             except redis.RedisError as error:
                 logger.warning(
-                    "job store unavailable, retrying in %.1fs: %s", delay, type(error).__name__
+                    "cannot %s, retrying in %.1fs: %s", what, delay, type(error).__name__
                 )
             if self._abandon.wait(delay):
                 return None
@@ -279,11 +308,10 @@ class JobRunner:
     # --- heartbeat and sweep -------------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
         while not self._stopped.wait(self._settings.job_heartbeat_seconds):
-            with self._lock:
-                attempts = {a.job_id: a for a in self._running.values() if not a.lease_lost}
-            held = [(a.job_id, a.number) for a in attempts.values()]
-            if not held:
+            attempts = {a.token: a for a in self._held_attempts()}
+            if not attempts:
                 continue
+            held = [(a.job_id, a.token) for a in attempts.values()]
             try:
                 lost = self._store.renew_leases(
                     held, lease_seconds=self._settings.job_lease_seconds
@@ -291,25 +319,38 @@ class JobRunner:
             except redis.RedisError as error:
                 logger.warning("cannot renew leases: %s", type(error).__name__)
                 continue
-            for job_id in lost:
-                attempts[job_id].lease_lost = True
+            for token in lost:
+                attempts[token].lease_lost = True
                 logger.warning(
-                    "lease lost; another attempt may run this job", extra={"job_id": job_id}
+                    "lease lost; another attempt may run this job",
+                    extra={"job_id": attempts[token].job_id, "attempt": attempts[token].number},
                 )
 
     def _sweep_loop(self) -> None:
         self._check_durability()
         while True:
-            try:
-                for outcome in self._store.sweep(max_lost_attempts=self._settings.job_max_attempts):
-                    logger.warning(
-                        "recovered job with a lapsed lease",
-                        extra={"job_id": outcome.job_id, "outcome": outcome.outcome},
-                    )
-            except redis.RedisError as error:
-                logger.warning("sweep skipped: %s", type(error).__name__)
+            self.sweep_until_caught_up()
             if self._stop_claiming.wait(self._settings.job_sweep_seconds):
                 return
+
+    def sweep_until_caught_up(self) -> None:
+        """Sweep batch after batch while batches come back full (a backlog expiring at once).
+
+        Each call is one short script, so other clients' commands run between them.
+        """
+        more = True
+        while more and not self._stop_claiming.is_set():
+            try:
+                outcome = self._store.sweep(max_lost_attempts=self._settings.job_max_attempts)
+            except redis.RedisError as error:
+                logger.warning("sweep skipped: %s", type(error).__name__)
+                return
+            for recovered in outcome.recovered:
+                logger.warning(
+                    "recovered job with a lapsed lease",
+                    extra={"job_id": recovered.job_id, "outcome": recovered.outcome},
+                )
+            more = outcome.more
 
     def _check_durability(self) -> None:
         try:

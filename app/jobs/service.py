@@ -15,7 +15,7 @@ import redis
 
 from app.errors import IdempotencyConflict, JobExpired, JobNotFound, ShuttingDown, StoreUnavailable
 from app.jobs.ids import new_job_id, was_issued_here
-from app.jobs.store import Job, JobState, JobStore
+from app.jobs.store import Job, JobState, JobStore, SubmitStatus
 from app.jobs.validation import MAX_SEED, encode_cursor, fingerprint, parse_job_id_text
 
 logger = logging.getLogger(__name__)
@@ -73,13 +73,13 @@ class JobService:
                 user_id=user_id,
                 idempotency=idempotency,
             )
-        if outcome.status == "conflict":
+        if outcome.status is SubmitStatus.CONFLICT:
             raise IdempotencyConflict(
                 f"Idempotency-Key was already used for job {outcome.job.id} with another body",
                 field="Idempotency-Key",
             )
         job = outcome.job
-        if outcome.status == "created":
+        if outcome.status is SubmitStatus.CREATED:
             logger.info(
                 "job submitted",
                 extra={
@@ -88,7 +88,7 @@ class JobService:
                     "scenario_count": params["scenario_count"],
                 },
             )
-        return job, outcome.status == "created"
+        return job, outcome.status.created_now
 
     def get(self, job_id_text: str) -> Job:
         """The job with this ID, or the error saying why there is none."""

@@ -10,8 +10,9 @@ import pytest
 import redis
 
 from app.config import Settings
+from app.correlation import new_id
 from app.jobs.runner import JobDeferred, JobFailure, JobRunner
-from app.jobs.store import Job, JobState, JobStore
+from app.jobs.store import LEASES_KEY, Job, JobState, JobStore
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 
@@ -110,7 +111,7 @@ def test_a_deferred_job_goes_back_to_pending(store, run_with, submit):
 
 def test_a_job_whose_holder_vanished_is_recovered_and_completed(store, run_with, submit):
     job_id = submit()
-    ghost = store.claim_next(worker="ghost:1", instance="ghost:0", lease_seconds=0.3)
+    ghost = store.claim_next(new_id(), worker="ghost:1", instance="ghost:0", lease_seconds=0.3).job
     assert ghost.id == job_id
     run_with(lambda params: {"ok": True})
     wait_until(lambda: _state(store, job_id) is JobState.COMPLETE)
@@ -202,3 +203,45 @@ def test_a_result_finished_during_a_redis_outage_lands_when_redis_is_back(
         runner.drain(0)
         client.close()
         server.stop()
+
+
+def test_a_stale_attempt_ending_leaves_the_newer_attempt_leased_drained_and_listed(
+    store, redis_client, run_with, submit
+):
+    job_id = submit()
+    gates = [threading.Event(), threading.Event()]
+    started: list[int] = []
+
+    def body(params):
+        number = len(started)
+        started.append(number)
+        assert gates[number].wait(30)
+        return {"attempt": number + 1}
+
+    runner = run_with(body, job_concurrency=2)
+    wait_until(lambda: started == [0])
+
+    def lapse_and_recover() -> bool:
+        # The lease of attempt 1 lapses (as if its renewals had stopped) and the sweep takes it.
+        redis_client.zadd(LEASES_KEY, {job_id: 0})
+        store.sweep(max_lost_attempts=3)
+        return _record(store, job_id).to_dict()["lost_attempts"] == 1
+
+    wait_until(lapse_and_recover)
+    wait_until(lambda: started == [0, 1])  # the other thread of this runner took attempt 2
+    gates[0].set()  # the stale attempt 1 ends now; its outcome is refused
+    wait_until(lambda: runner.running_job_ids() == [job_id])
+    time.sleep(2.5)  # more than two leases of 1 s: attempt 2's lease must be renewed meanwhile
+    record = _record(store, job_id).to_dict()
+    assert (record["state"], record["attempts"], record["lost_attempts"]) == ("running", 2, 1)
+    assert redis_client.zscore(LEASES_KEY, job_id) > time.time() * 1000
+    drained: list[list[str]] = []
+    drain = threading.Thread(target=lambda: drained.append(runner.drain(10)))
+    drain.start()
+    time.sleep(0.5)
+    assert drain.is_alive(), "the drain did not wait for attempt 2"
+    gates[1].set()
+    drain.join(10)
+    assert drained == [[]]
+    record = _record(store, job_id).to_dict()
+    assert record["state"] == "complete" and record["result"] == {"attempt": 2}
