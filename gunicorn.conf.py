@@ -16,7 +16,6 @@ from gunicorn.workers.base import Worker
 from app import lifecycle
 from app.config import Settings
 from app.logging_setup import build_logging_config
-from app.services import process_id
 
 _settings = Settings.from_env()
 
@@ -45,11 +44,16 @@ accesslog = "-"
 _log = logging.getLogger("gunicorn.error")
 
 
+def on_starting(server: Arbiter) -> None:
+    """In the master, before the first fork: make the instance ID every worker inherits."""
+    lifecycle.master_instance_id()
+
+
 def post_worker_init(worker: Worker) -> None:
     """In the worker, after the app is loaded: start job threads, chain signal handlers."""
     lifecycle.start_worker(
         cast(Flask, worker.wsgi),
-        instance_id=process_id(worker.ppid),
+        instance_id=lifecycle.master_instance_id(),
         master_heartbeat=lifecycle.heartbeat_through(worker.tmp.fileno()),
     )
 
@@ -66,10 +70,12 @@ def worker_exit(server: Arbiter, worker: Worker) -> None:
 
 def on_exit(server: Arbiter) -> None:
     """In the master, last: hand back any job still running under it and log a summary."""
-    handed_back = lifecycle.hand_back_instance_jobs(_settings, instance_id=process_id(server.pid))
+    instance_id = lifecycle.master_instance_id()
+    handed_back = lifecycle.hand_back_instance_jobs(_settings, instance_id=instance_id)
     _log.info(
         "master exiting",
         extra={
+            "instance": instance_id,
             "handed_back_jobs": handed_back,
             "shutdown_timeout_seconds": _settings.shutdown_timeout_seconds,
         },

@@ -27,6 +27,7 @@ from flask import Flask
 
 from app.config import Settings
 from app.connections import create_redis
+from app.correlation import new_id
 from app.jobs.store import JobStore
 from app.services import EXTENSION_KEY, Services
 
@@ -36,6 +37,24 @@ SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 # A draining worker tells the master it is alive this often (seconds), well under gunicorn's
 # heartbeat timeout, so a worker recycled by max_requests or SIGHUP is not killed mid-drain.
 DRAIN_HEARTBEAT_SECONDS = 1.0
+
+
+_master_instance_id: str | None = None
+
+
+def master_instance_id() -> str:
+    """The gunicorn master's identity in job records: a ULID made once, in the master.
+
+    gunicorn.conf.py asks for it in ``on_starting``, before the first fork, so every worker
+    inherits the same value and the master's ``on_exit`` hands back exactly their jobs. It is
+    unique across hosts, containers and restarts, unlike ``host:pid``: containers that share a
+    host name (host networking) all run their master as pid 1. A SIGHUP reload keeps it (this
+    module stays imported in the master); a new master process makes its own.
+    """
+    global _master_instance_id
+    if _master_instance_id is None:
+        _master_instance_id = new_id()
+    return _master_instance_id
 
 
 def _services(app: Flask) -> Services:

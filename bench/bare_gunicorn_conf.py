@@ -12,7 +12,7 @@ from pathlib import Path
 from gunicorn.config import KNOWN_SETTINGS
 
 # The service's hooks: they reach into the slatesim app's job runner.
-_SERVICE_HOOKS = frozenset({"post_worker_init", "worker_exit", "on_exit"})
+_SERVICE_HOOKS = frozenset({"on_starting", "post_worker_init", "worker_exit", "on_exit"})
 
 _production = runpy.run_path(str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py"))
 globals().update(

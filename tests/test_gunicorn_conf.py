@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 from types import ModuleType, SimpleNamespace
 
 import pytest
 
+from app import lifecycle
+from app.correlation import new_id
+from app.jobs.ids import new_job_id
+from app.jobs.store import JobState
 from tests.support.gunicorn import REPO_ROOT
 
 
@@ -63,3 +68,35 @@ def test_worker_exit_in_the_worker_drains_its_app(monkeypatch):
 def test_a_bad_setting_stops_gunicorn_at_start(monkeypatch, variable):
     with pytest.raises(ValueError, match=variable):
         _load_conf(monkeypatch, **{variable: "not-a-number"})
+
+
+def test_masters_sharing_a_host_name_and_pid_hand_back_only_their_own_jobs(
+    monkeypatch, service_env, store
+):
+    # Containers with host networking share the host name, and each runs its master as pid 1.
+    monkeypatch.setattr(socket, "gethostname", lambda: "shared-host")
+    for name, value in service_env.items():
+        monkeypatch.setenv(name, value)
+    conf = _load_conf(monkeypatch)
+    started: list[str] = []
+    monkeypatch.setattr(
+        conf.lifecycle, "start_worker", lambda app, instance_id, **_: started.append(instance_id)
+    )
+    master = SimpleNamespace(pid=1)
+    worker = SimpleNamespace(pid=7, ppid=1, wsgi=object(), tmp=SimpleNamespace(fileno=lambda: 0))
+    for _ in range(2):  # two masters, one after the other in this process
+        monkeypatch.setattr(lifecycle, "_master_instance_id", None)
+        conf.on_starting(master)
+        conf.post_worker_init(worker)  # the instance ID its job threads claim under
+    assert started[0] != started[1]
+    jobs = []
+    for instance in started:
+        job_id = new_job_id()
+        params = {"slate_id": "s", "scenario_count": 1, "seed": 1}
+        store.submit(job_id, params, request_id=None, user_id=None)
+        store.claim_next(new_id(), worker="shared-host:7", instance=instance, lease_seconds=60)
+        jobs.append(job_id)
+    monkeypatch.setattr(lifecycle, "_master_instance_id", started[0])
+    conf.on_exit(master)  # the first master exits
+    assert store.get(jobs[0]).state is JobState.PENDING
+    assert store.get(jobs[1]).state is JobState.RUNNING
