@@ -1,0 +1,276 @@
+"""Exactly once when Redis replies are lost: Toxiproxy between the service and Redis.
+
+Redis runs every command it receives; a ``timeout`` toxic (``timeout=0``) on the downstream
+stream drops the replies and keeps the connection open until the toxic is removed, when
+Toxiproxy closes it; a ``latency`` toxic holds every reply. Either way redis-py times out or
+sees the connection close, reconnects and sends the same command again: the command has run
+once already. The invariants, checked from outside the service:
+- every accepted job ends ``complete``, and ``job complete`` is logged once per job;
+- a complete job is never seen in another state afterwards;
+- no job is charged a lost attempt, since no worker died;
+- the queue and the running set end empty.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pytest
+import redis
+
+from app.jobs.store import JobStore, job_key
+from tests.support.gunicorn import Gunicorn
+from tests.support.http import Response
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.e2e
+
+SLATE = "nba-2026-11-28-showdown-bos-nyk"
+QUICK_JOB = {"slate_id": SLATE, "scenario_count": 500}
+# About a second of simulation on the full basketball slate: long enough to act mid-run.
+SECOND_LONG_JOB = {"slate_id": "nba-2026-11-28-main", "scenario_count": 60_000}
+# The clients' and the fault's clock: the timeout every Redis call of the service has.
+TIMEOUT_SECONDS = 1
+# The production defaults (timeout 3 s, lease 15 s, heartbeat and sweep 5 s) scaled by a third:
+# a lease outlasts a few seconds of held replies, as it does in production.
+FAULT_ENV = {
+    "DEPENDENCY_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
+    "JOB_LEASE_SECONDS": "5",
+    "JOB_HEARTBEAT_SECONDS": "1.5",
+    "JOB_SWEEP_SECONDS": "1.5",
+}
+
+
+def complete_lines(server: Gunicorn, job_id: str) -> int:
+    """How many `job complete` lines the instance logged for the job."""
+    return sum(
+        1
+        for line in map(json.loads, server.log_file.read_text().splitlines())
+        if line.get("job_id") == job_id and line["message"] == "job complete"
+    )
+
+
+def messages(server: Gunicorn, job_id: str) -> list[str]:
+    """Every message the instance logged about the job, in order."""
+    return [
+        line["message"]
+        for line in map(json.loads, server.log_file.read_text().splitlines())
+        if line.get("job_id") == job_id
+    ]
+
+
+def state_in_redis(redis_client: redis.Redis, job_id: str) -> str | None:
+    """The job's state as Redis holds it right now."""
+    return cast("str | None", redis_client.hget(job_key(job_id), "state"))
+
+
+def submit_in_background(server: Gunicorn, body: dict[str, Any]) -> Callable[[], Response]:
+    """POST /jobs from another thread; the returned call waits for and gives its response."""
+    outcome: list[Response] = []
+    thread = threading.Thread(target=lambda: outcome.append(server.request("POST", "/jobs", body)))
+    thread.start()
+
+    def response() -> Response:
+        thread.join(30)
+        assert outcome, "POST /jobs did not answer within 30 s"
+        return outcome[0]
+
+    return response
+
+
+def newest_job_id(redis_client: redis.Redis, other_than: str) -> str | None:
+    """The ID of the newest job Redis holds, unless it is ``other_than``."""
+    newest = cast(
+        "list[str]", redis_client.zrevrangebylex("slatesim:index:all", "+", "-", start=0, num=1)
+    )
+    return newest[0] if newest and newest[0] != other_than else None
+
+
+def warm_up(server: Gunicorn) -> str:
+    """One job submitted and run before the fault, so Redis has loaded every script and the
+    instance holds pooled connections, as in steady state (a script Redis does not know yet
+    answers NOSCRIPT, and that answer would be the lost reply). Its ID."""
+    response = server.request("POST", "/jobs", QUICK_JOB)
+    assert response.status == 202, response.body
+    server.wait_for_job(response.body["id"], {"complete"}, timeout=30)
+    return str(response.body["id"])
+
+
+def test_a_lost_submit_reply_creates_one_job_that_runs_once(
+    redis_proxy, gunicorn, redis_client, service_env
+):
+    worker = gunicorn(**FAULT_ENV)
+    intake = gunicorn(
+        REDIS_URL=redis_proxy.url_for(service_env["REDIS_URL"]), JOB_CONCURRENCY="0", **FAULT_ENV
+    )
+    warm_id = warm_up(intake)
+    with redis_proxy.toxic("timeout", timeout=0):
+        response = submit_in_background(intake, QUICK_JOB)
+        job_id = wait_until(
+            lambda: newest_job_id(redis_client, other_than=warm_id), 10, what="the submit to run"
+        )
+        # The job threads go on while the submit's reply is held: it runs to the end.
+        wait_until(lambda: state_in_redis(redis_client, job_id) == "complete", 20, what="a run")
+    # The toxic's removal closes the connection: redis-py sends the same submit again.
+    submitted = response()
+    assert submitted.status == 202, submitted.body
+    assert submitted.body["id"] == job_id
+    time.sleep(2)  # a second run, if the re-sent submit queued the job again, would be done
+    record = worker.request("GET", f"/jobs/{job_id}").body
+    assert record["state"] == "complete" and record["attempts"] == 1
+    assert complete_lines(worker, job_id) == 1
+    assert redis_client.zcard("slatesim:index:all") == 2  # the warm-up's job and this one
+
+
+def test_a_lost_claim_reply_runs_the_claimed_job_without_a_lost_attempt(
+    redis_proxy, gunicorn, redis_client, service_env
+):
+    worker = gunicorn(REDIS_URL=redis_proxy.url_for(service_env["REDIS_URL"]), **FAULT_ENV)
+    intake = gunicorn(JOB_CONCURRENCY="0", **FAULT_ENV)
+    warm_up(intake)
+    with redis_proxy.toxic("timeout", timeout=0):
+        job_id = intake.request("POST", "/jobs", QUICK_JOB).body["id"]
+        wait_until(lambda: state_in_redis(redis_client, job_id) == "running", 10, what="a claim")
+    record = intake.wait_for_job(job_id, {"complete", "failed"}, timeout=30)
+    assert record["state"] == "complete"
+    assert (record["attempts"], record["lost_attempts"]) == (1, 0)
+    assert complete_lines(worker, job_id) == 1
+
+
+def test_a_lost_finish_reply_is_recognised_as_the_attempts_own_result(
+    redis_proxy, gunicorn, redis_client, service_env
+):
+    worker = gunicorn(REDIS_URL=redis_proxy.url_for(service_env["REDIS_URL"]), **FAULT_ENV)
+    warm_up(worker)
+    job_id = worker.request("POST", "/jobs", SECOND_LONG_JOB).body["id"]
+    wait_until(lambda: state_in_redis(redis_client, job_id) == "running", 10, what="a claim")
+    with redis_proxy.toxic("timeout", timeout=0):
+        wait_until(lambda: state_in_redis(redis_client, job_id) == "complete", 30, what="a finish")
+    wait_until(lambda: complete_lines(worker, job_id) or None, 10, what="the job complete line")
+    record = worker.request("GET", f"/jobs/{job_id}").body
+    assert record["state"] == "complete" and record["attempts"] == 1
+    assert complete_lines(worker, job_id) == 1
+    assert not any("superseded" in message for message in messages(worker, job_id))
+
+
+@dataclass
+class SteadyClients:
+    """Clients posting jobs at a steady pace, each logical submission under its own
+    Idempotency-Key, retried (same key) on 503 and on connection errors."""
+
+    server: Gunicorn
+    count: int = 3
+    accepted: dict[str, str] = field(default_factory=dict)
+    held: int = 0  # answers slower than the timeout: a reply was held, the submit re-sent
+    refused: int = 0  # answers 503: the re-sent submit's reply was held too
+    errors: list[Any] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> SteadyClients:
+        self.threads = [threading.Thread(target=self._run) for _ in range(self.count)]
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(60)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self._submit(f"steady-{uuid.uuid4().hex}")
+            time.sleep(0.1)
+
+    def _submit(self, key: str) -> None:
+        for _ in range(60):
+            started = time.monotonic()
+            try:
+                response = self.server.request(
+                    "POST", "/jobs", QUICK_JOB, headers={"Idempotency-Key": key}, timeout=15
+                )
+            except OSError:
+                time.sleep(0.2)
+                continue
+            self.held += time.monotonic() - started > TIMEOUT_SECONDS
+            if response.status in (200, 202):
+                self.accepted[key] = response.body["id"]
+                return
+            if response.status != 503 or "retry-after" not in response.headers:
+                self.errors.append((response.status, response.body))
+                return
+            self.refused += 1
+            time.sleep(0.2)
+        self.errors.append(f"{key}: no answer but 503 after 60 attempts")
+
+
+@dataclass
+class StateWatch:
+    """Polls the states of every job Redis holds; records any complete job seen otherwise."""
+
+    redis_client: redis.Redis
+    regressions: list[tuple[str, str]] = field(default_factory=list)
+    complete: set[str] = field(default_factory=set)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        """Poll until stopped."""
+        while not self.stop.is_set():
+            ids = cast("list[str]", self.redis_client.zrange("slatesim:index:all", 0, -1))
+            pipe = self.redis_client.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hget(job_key(job_id), "state")
+            for job_id, state in zip(ids, pipe.execute(), strict=True):
+                if state == "complete":
+                    self.complete.add(job_id)
+                elif job_id in self.complete:
+                    self.regressions.append((job_id, state))
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def state_watch(redis_client) -> Iterator[StateWatch]:
+    """A StateWatch running in the background for the whole test."""
+    watch = StateWatch(redis_client)
+    thread = threading.Thread(target=watch.run, daemon=True)
+    thread.start()
+    yield watch
+    watch.stop.set()
+    thread.join(10)
+
+
+def test_replies_held_past_the_timeout_again_and_again_lose_and_duplicate_nothing(
+    redis_proxy, gunicorn, redis_client, service_env, state_watch
+):
+    through_proxy = redis_proxy.url_for(service_env["REDIS_URL"])
+    worker = gunicorn(REDIS_URL=through_proxy, JOB_CONCURRENCY="2", **FAULT_ENV)
+    intake = gunicorn(REDIS_URL=through_proxy, JOB_CONCURRENCY="0", **FAULT_ENV)
+    warm_up(intake)
+    with SteadyClients(intake) as clients:
+        time.sleep(1)
+        for _ in range(4):
+            with redis_proxy.toxic("latency", latency=int(1500 * TIMEOUT_SECONDS)):
+                time.sleep(3 * TIMEOUT_SECONDS)
+            time.sleep(2)
+    assert not clients.errors, clients.errors
+    assert len(clients.accepted) > 10 and clients.held > 0 and clients.refused > 0
+    job_ids = set(clients.accepted.values())
+    assert len(job_ids) == len(clients.accepted), "two submissions share a job"
+    for job_id in job_ids:
+        record = intake.wait_for_job(job_id, {"complete", "failed"}, timeout=60)
+        assert record["state"] == "complete", record
+        assert record["lost_attempts"] == 0, record
+    counts = collections.Counter({job_id: complete_lines(worker, job_id) for job_id in job_ids})
+    assert set(counts.values()) == {1}, counts
+    assert not state_watch.regressions, state_watch.regressions
+    assert redis_client.zcard("slatesim:index:all") == len(job_ids) + 1  # and the warm-up's
+    depth = JobStore(redis_client, ttl_seconds=3600).queue_depth
+    wait_until(lambda: depth() == {"pending": 0, "running": 0}, 10, what="an empty queue")

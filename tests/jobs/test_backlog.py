@@ -1,0 +1,64 @@
+"""A long backlog: claims and sweeps stay short in Redis whatever the queue length.
+
+Its own redis-server (no persistence), so the load and SLOWLOG's settings touch nobody else's.
+The invariant: no script holds Redis for 10 ms or more (SLOWLOG, with slowlog-log-slower-than
+10000 microseconds, stays empty) while a third of the backlog expires, the sweeps catch up and
+claims go on; and then the queue counts exactly the jobs that exist.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from app.correlation import new_id
+from app.jobs.store import SWEEP_BATCH, ClaimStatus, JobStore
+from tests.support.backlog import load_backlog
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.slow
+
+BACKLOG = 100_000
+EXPIRING = BACKLOG // 3
+# Long enough to load the rest of the backlog before they expire; short to wait for.
+SHORT_TTL_SECONDS = 3
+SLOW_MICROSECONDS = 10_000
+CLAIMS = 300
+
+
+@pytest.fixture
+def backlog_redis(tmp_path):
+    server = RedisServer(tmp_path / "redis", persistent=False).start()
+    client = redis.Redis.from_url(server.url, decode_responses=True)
+    yield client
+    client.close()
+    server.stop()
+
+
+def test_a_long_backlog_expiring_keeps_every_claim_and_sweep_under_10_ms(backlog_redis):
+    short = JobStore(backlog_redis, ttl_seconds=SHORT_TTL_SECONDS)
+    kept = JobStore(backlog_redis, ttl_seconds=3600)
+    load_started = time.monotonic()
+    load_backlog(short, EXPIRING)  # the oldest third: at the head of the queue
+    load_backlog(kept, BACKLOG - EXPIRING)
+    assert kept.queue_depth()["pending"] == BACKLOG
+    time.sleep(max(0.0, SHORT_TTL_SECONDS + 0.5 - (time.monotonic() - load_started)))
+    backlog_redis.config_set("slowlog-log-slower-than", SLOW_MICROSECONDS)
+    backlog_redis.slowlog_reset()
+
+    statuses = []
+    sweeps = 0
+    while True:  # claims and sweeps interleaved, as workers and sweepers run them
+        outcome = kept.claim_next(new_id(), worker="w", instance="i", lease_seconds=600)
+        statuses.append(outcome.status)
+        sweeps += 1
+        if not kept.sweep(max_lost_attempts=3).more and len(statuses) >= CLAIMS:
+            break
+    claimed = statuses.count(ClaimStatus.CLAIMED)
+    assert claimed >= CLAIMS // 2 and ClaimStatus.EMPTY not in statuses
+    assert sweeps >= EXPIRING // SWEEP_BATCH  # the sweeps trimmed the expired third in batches
+    assert backlog_redis.slowlog_get(128) == []
+    depth = kept.queue_depth()
+    assert depth == {"pending": BACKLOG - EXPIRING - claimed, "running": claimed}
