@@ -58,4 +58,3 @@ def redis_proxy(toxiproxy: ToxiproxyServer, service_env: dict[str, str]) -> Iter
     proxy = toxiproxy.proxy(f"redis-{uuid.uuid4().hex[:8]}", upstream.port)
     yield proxy
     toxiproxy.call("DELETE", f"/proxies/{proxy.name}")
-
