@@ -10,7 +10,7 @@ SERVICES := scripts/services.sh
 SERVICES_ENV := .run/services.env
 PYTEST_ARGS ?=
 
-.PHONY: help install tools services-up services-down services-status run seed test test-fast lint bench \
+.PHONY: help install tools services-up services-down services-status run seed test test-fast test-long lint bench \
         bench-http bench-store bench-sim bench-lifecycle clean
 
 help: ## List the targets
@@ -43,11 +43,16 @@ run: install ## Serve the app with gunicorn on 127.0.0.1:8000 (local services un
 seed: install ## Load the demo slates into Neo4j (idempotent)
 	scripts/run.sh seed
 
+PYTEST := set -a && source $(SERVICES_ENV) && set +a && $(BIN)/python -m pytest
+
 test: install tools services-up ## Run the test suite against the real local Redis and Neo4j
-	set -a && source $(SERVICES_ENV) && set +a && $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) -m "not long" $(PYTEST_ARGS)
 
 test-fast: install services-up ## Unit and integration tests only: no e2e, no tools install
-	set -a && source $(SERVICES_ENV) && set +a && $(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(PYTEST) -m "not e2e and not long" $(PYTEST_ARGS)
+
+test-long: install tools services-up ## The long variants: million-job backlog, repeated failovers
+	$(PYTEST) -m long $(PYTEST_ARGS)
 
 lint: install ## Lint with ruff and type-check with mypy (settings in setup.cfg)
 	$(BIN)/ruff check .

@@ -32,6 +32,7 @@ from typing import Any
 import redis
 
 from app.config import Settings
+from app.correlation import new_id
 from app.jobs.ids import new_job_id
 from app.jobs.store import JobStore
 from app.slates.demo_data import demo_slates
@@ -276,13 +277,13 @@ def complete_job(store: JobStore) -> str:
     slate = next(s for s in demo_slates() if s["id"] == SLATE_ID)
     params = {**SUBMISSION, "scenario_count": COMPLETE_JOB_SCENARIOS}
     store.submit(new_job_id(), params, request_id=new_job_id(), user_id=None)
-    job = store.claim_next(worker="bench", instance="bench", lease_seconds=60)
+    job = store.claim_next(new_id(), worker="bench", instance="bench", lease_seconds=60).job
     assert job is not None, "the queue held no job to claim"
     started = time.perf_counter()
     result = simulate(slate, params["scenario_count"], params["seed"])
     duration_ms = (time.perf_counter() - started) * 1000
     payload = json.dumps(result, separators=(",", ":"))
-    store.mark_complete(job.id, job.attempts, payload, duration_ms=duration_ms)
+    store.mark_complete(job.id, job.claim_token, payload, duration_ms=duration_ms)
     return job.id
 
 

@@ -33,12 +33,13 @@ import redis
 from rq import Queue
 
 from app.config import Settings
-from app.connections import create_redis
+from app.correlation import new_id
 from app.jobs.ids import new_job_id
 from app.jobs.store import Job, JobStore
 from app.slates.demo_data import demo_slates
 from app.slates.simulation import simulate
 from bench.run import Figure, bench_database, part_main
+from bench.store_scale import BACKLOGS, GIB, measure_scale
 from tests.support.redis_server import RedisServer
 
 # Own database of the shared Redis, flushed before and after; far from the low numbers that
@@ -60,7 +61,9 @@ PARAMS: dict[str, Any] = {"slate_id": "nfl-2026-11-29-main", "scenario_count": 1
 RQ_FUNCTION = "app.slates.simulation.simulate"
 RQ_QUEUE = "slatesim-bench"
 TARGET_SUBMIT_RATIO = 1.5
-TARGET_COMMANDS_PER_OPERATION = 1.0
+TARGET_ROUND_TRIPS_PER_OPERATION = 1.0
+# Latency at a million queued jobs over the empty queue's: flat within 20 %.
+TARGET_FLAT_RATIO = 1.2
 
 
 def rq_client(service_client: redis.Redis) -> redis.Redis:
@@ -117,11 +120,24 @@ class CommandCount:
     commands: dict[str, float]  # commands the client sent, by name
     script_commands: float  # commands Lua scripts ran inside Redis
     network_reads: float  # INFO total_reads_processed
+    round_trips: float  # the client's sends, each followed by a wait for replies
 
     @property
     def total(self) -> float:
         """Commands the client sent, all names together."""
         return sum(self.commands.values())
+
+
+class CountingConnection(redis.Connection):
+    """A connection that counts its sends: one per round trip, a pipeline's included."""
+
+    sends = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        """Send, and count it."""
+        CountingConnection.sends += 1
+        parent: Any = super()  # redis-py leaves Connection.send_packed_command unannotated
+        parent.send_packed_command(command, check_health)
 
 
 def count_commands(
@@ -155,8 +171,10 @@ def count_commands(
     listening.wait(REDIS_START_SECONDS)
     client.echo(MONITOR_MARK)
     before = client.info("stats")["total_reads_processed"]
+    sends_before = CountingConnection.sends
     for _ in range(count):
         operation()
+    sends = CountingConnection.sends - sends_before
     # The INFO below is read once more; ECHO comes after it.
     reads = client.info("stats")["total_reads_processed"] - before - 1
     client.echo(MONITOR_MARK)
@@ -167,6 +185,7 @@ def count_commands(
         commands={name: n / count for (in_lua, name), n in seen.items() if not in_lua},
         script_commands=sum(n for (in_lua, _), n in seen.items() if in_lua) / count,
         network_reads=reads / count,
+        round_trips=sends / count,
     )
 
 
@@ -182,7 +201,7 @@ def command_counts() -> dict[str, CommandCount]:
 
 def _count_each_operation(url: str) -> dict[str, CommandCount]:
     """Commands per operation on the private server at ``url``."""
-    client = create_redis(Settings(redis_url=url))
+    client = redis.Redis.from_url(url, decode_responses=True, connection_class=CountingConnection)
     store = JobStore(client, ttl_seconds=Settings().job_ttl_seconds)
     slate = next(s for s in demo_slates() if s["id"] == PARAMS["slate_id"])
     result = json.dumps(
@@ -192,13 +211,13 @@ def _count_each_operation(url: str) -> dict[str, CommandCount]:
     claimed: list[Job] = []
 
     def claim() -> None:
-        job = store.claim_next(worker="bench", instance="bench", lease_seconds=60)
+        job = store.claim_next(new_id(), worker="bench", instance="bench", lease_seconds=60).job
         assert job is not None, "the queue held no job to claim"
         claimed.append(job)
 
     def complete() -> None:
         job = claimed.pop()
-        store.mark_complete(job.id, job.attempts, result, duration_ms=1.0)
+        store.mark_complete(job.id, job.claim_token, result, duration_ms=1.0)
 
     rq = rq_client(client)
     queue = Queue(RQ_QUEUE, connection=rq)
@@ -267,25 +286,72 @@ def measure(args: argparse.Namespace, notes: list[str], raw: dict[str, Any]) -> 
             )
             figures.append(
                 Figure(
-                    f"{name} commands",
-                    count.total,
+                    f"{name} round trips",
+                    count.round_trips,
                     "/op",
-                    baseline,
-                    baseline_name,
-                    ("<=", TARGET_COMMANDS_PER_OPERATION),
+                    rq_count.round_trips,
+                    "rq enqueue",
+                    ("<=", TARGET_ROUND_TRIPS_PER_OPERATION),
                     target_on_value=True,
                 )
             )
+            figures.append(Figure(f"{name} commands", count.total, "/op", baseline, baseline_name))
             notes.append(
-                f"{name}: {_breakdown(count.commands)} sent, {count.script_commands:g} run "
-                f"inside the script, {count.network_reads:.2f} network reads per operation"
+                f"{name}: {_breakdown(count.commands)} sent in {count.round_trips:g} round "
+                f"trip(s), {count.script_commands:g} run inside the script, "
+                f"{count.network_reads:.2f} network reads by Redis per operation"
             )
         notes.append(
-            f"rq enqueue: {_breakdown(rq_count.commands)} sent in "
-            f"{rq_count.network_reads:.2f} network reads (MULTI/EXEC pipelines) per operation"
+            f"rq enqueue: {_breakdown(rq_count.commands)} sent in {rq_count.round_trips:g} "
+            f"round trips (MULTI/EXEC pipelines) per operation"
         )
     except Exception as error:  # a benchmark reports what went wrong; it never fails a build
         notes.append(f"command counts did not complete: {error!r}")
+    try:
+        scale = measure_scale(notes)
+        raw["scale"] = scale
+        figures += scale_figures(scale, notes)
+    except Exception as error:  # a benchmark reports what went wrong; it never fails a build
+        notes.append(f"scale did not complete: {error!r}")
+    return figures
+
+
+def scale_figures(scale: dict[str, Any], notes: list[str]) -> list[Figure]:
+    """Latency at the largest backlog against the empty queue; memory per job and capacity."""
+    figures = []
+    latency = scale["latency"]
+    empty, largest = latency[str(BACKLOGS[0])], latency[str(BACKLOGS[-1])]
+    for operation in ("submit", "claim", "complete"):
+        for where in ("client", "redis"):
+            for percentile in ("p50_us", "p99_us"):
+                figures.append(
+                    Figure(
+                        f"{operation} {percentile[:3]} ({where}) at {BACKLOGS[-1]:,} queued",
+                        largest[operation][where][percentile],
+                        "us",
+                        empty[operation][where][percentile],
+                        "empty queue",
+                        ("<=", TARGET_FLAT_RATIO) if percentile == "p50_us" else None,
+                    )
+                )
+        middle = latency[str(BACKLOGS[1])][operation]
+        notes.append(
+            f"{operation} p50/p99 client (in Redis), us: "
+            + "; ".join(
+                f"{size:,} queued {row['client']['p50_us']:.0f}/{row['client']['p99_us']:.0f} "
+                f"({row['redis']['p50_us']:.0f}/{row['redis']['p99_us']:.0f})"
+                for size, row in (
+                    (BACKLOGS[0], empty[operation]),
+                    (BACKLOGS[1], middle),
+                    (BACKLOGS[-1], largest[operation]),
+                )
+            )
+        )
+    memory = scale["memory"]
+    for kind in ("pending", "complete"):
+        per_job = memory[f"{kind}_job_bytes"]
+        figures.append(Figure(f"Redis memory per {kind} job", per_job, "bytes"))
+        notes.append(f"{kind} jobs per GiB of Redis memory: {GIB / per_job:,.0f}")
     return figures
 
 

@@ -15,12 +15,13 @@ missing or unknown, so the positional contract between Python and Lua cannot dri
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
 import redis
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 _DECLARATION = re.compile(r"^-- (KEYS|ARGV):(.*)$", re.MULTILINE)
 _REST = "..."
@@ -71,15 +72,40 @@ class StoreScript:
         )
         self._script: Script = client.register_script(source)
 
+    @property
+    def sha(self) -> str:
+        """The SHA1 of the script's source, as EVALSHA names it."""
+        return str(self._script.sha)
+
     def __call__(
+        self, keys: Mapping[str, str], args: Mapping[str, Any], rest: Sequence[Any] = ()
+    ) -> Any:
+        """Run the script (EVALSHA, loading it on a NOSCRIPT answer) and return its reply."""
+        ordered_keys, ordered_args = self._ordered(keys, args, rest)
+        return self._script(keys=ordered_keys, args=ordered_args)
+
+    def queue(
         self,
+        pipe: redis.client.Pipeline,
         keys: Mapping[str, str],
         args: Mapping[str, Any],
         rest: Sequence[Any] = (),
-        *,
-        client: redis.Redis | redis.client.Pipeline | None = None,
-    ) -> Any:
-        """Run the script (queue it on ``client`` when that is a pipeline)."""
+    ) -> None:
+        """Queue a plain EVALSHA on ``pipe``; run the pipe with :func:`execute_with_scripts`.
+
+        redis-py's own pipelined scripts send SCRIPT EXISTS before every execute, a second
+        round trip; a plain EVALSHA is one, and a NOSCRIPT answer is handled by the caller.
+        """
+        ordered_keys, ordered_args = self._ordered(keys, args, rest)
+        pipe.evalsha(self.sha, len(ordered_keys), *ordered_keys, *ordered_args)
+
+    def load(self, client: redis.Redis) -> None:
+        """Load the script into Redis (after a restart flushed its script cache)."""
+        client.script_load(self._script.script)
+
+    def _ordered(
+        self, keys: Mapping[str, str], args: Mapping[str, Any], rest: Sequence[Any]
+    ) -> tuple[list[str], list[Any]]:
         if set(keys) != set(self.keys) or set(args) != set(self.args):
             raise TypeError(
                 f"{self.name}.lua takes KEYS {self.keys} and ARGV {self.args}, "
@@ -87,8 +113,29 @@ class StoreScript:
             )
         if rest and not self.takes_rest:
             raise TypeError(f"{self.name}.lua takes no variable ARGV tail")
-        return self._script(
-            keys=[keys[name] for name in self.keys],
-            args=[*(args[name] for name in self.args), *rest],
-            client=client,
-        )
+        return [keys[name] for name in self.keys], [*(args[name] for name in self.args), *rest]
+
+
+def execute_with_scripts(
+    client: redis.Redis,
+    scripts: Sequence[StoreScript],
+    fill: Callable[[redis.client.Pipeline], None],
+) -> list[Any]:
+    """Run the commands ``fill`` queues in one round trip; their replies, in order.
+
+    When Redis does not know a script (a restart flushed its cache), the scripts are loaded
+    and the whole pipeline is sent once more: every store script is safe to send again.
+    """
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        fill(pipe)
+        replies = pipe.execute(raise_on_error=False)
+        if attempt == 0 and any(isinstance(reply, NoScriptError) for reply in replies):
+            for script in scripts:
+                script.load(client)
+            continue
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+    raise AssertionError("unreachable")

@@ -121,7 +121,7 @@ def test_failure_records_a_stable_code(store, submit):
     assert record["error"] == {"code": "slate_not_found", "message": "no x"}
 
 
-def test_a_stale_holder_cannot_overwrite_the_newer_attempt(store, submit):
+def test_a_stale_holder_cannot_overwrite_the_newer_attempt(store, submit, redis_client):
     job_id = submit()
     stale = _claim(store, worker="host:1", lease=0.2)
     time.sleep(0.3)
@@ -133,6 +133,7 @@ def test_a_stale_holder_cannot_overwrite_the_newer_attempt(store, submit):
     assert store.mark_complete(job_id, old, '{"v": "stale"}', duration_ms=1) is SUPERSEDED
     assert store.mark_failed(job_id, old, "boom", "stale", duration_ms=1) is SUPERSEDED
     assert store.get(job_id).to_dict()["result"] == {"v": "new"}
+    assert redis_client.keys(f"{KEY_PREFIX}result:*:*") == []  # no staged result left behind
 
 
 def test_a_released_attempt_cannot_complete(store, submit):
@@ -329,12 +330,13 @@ def test_a_resent_claim_after_its_attempt_was_recovered_takes_nothing(store, sub
     assert store.get(job_id).state is JobState.PENDING
 
 
-def test_a_resent_finish_is_recognised_as_already_applied(store, submit):
+def test_a_resent_finish_is_recognised_as_already_applied(store, submit, redis_client):
     job_id = submit()
     job = _claim(store)
     assert store.mark_complete(job_id, job.claim_token, "{}", duration_ms=1) is Transition.APPLIED
     again = store.mark_complete(job_id, job.claim_token, "{}", duration_ms=1)
     assert again is Transition.ALREADY_APPLIED and again.stored
+    assert redis_client.keys(f"{KEY_PREFIX}result:*:*") == []
     failed_id = submit()
     job = _claim(store)
     store.mark_failed(failed_id, job.claim_token, "x", "y", duration_ms=1)
@@ -440,3 +442,25 @@ def test_jobs_queued_by_the_previous_version_are_claimed_in_order_after_a_sweep(
     assert redis_client.exists(LEGACY_QUEUE_KEY) == 0
     assert store.queue_depth() == {"pending": 4, "running": 0}
     assert [_claim(store).id for _ in range(4)] == [*legacy, current]
+
+
+def test_a_result_written_by_the_previous_version_inside_the_record_is_still_served(
+    store, redis_client, submit
+):
+    job_id = submit()
+    job = _claim(store)
+    store.mark_complete(job_id, job.claim_token, "{}", duration_ms=1)
+    redis_client.delete(f"{KEY_PREFIX}result:{job_id}")
+    redis_client.hset(job_key(job_id), "result", '{"old": true}')
+    assert store.get(job_id).to_dict()["result"] == {"old": True}
+
+
+def test_a_pipelined_transition_after_redis_forgot_its_scripts_loads_them_and_applies_once(
+    store, redis_client, submit
+):
+    job_id = submit()
+    job = _claim(store)
+    redis_client.script_flush()  # what a Redis restart does to the script cache
+    assert store.mark_complete(job_id, job.claim_token, '{"v": 1}', duration_ms=1).stored
+    assert store.get(job_id).to_dict()["result"] == {"v": 1}
+    assert redis_client.keys(f"{KEY_PREFIX}result:*:*") == []

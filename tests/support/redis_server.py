@@ -34,6 +34,12 @@ class RedisServer:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        assert self.process is not None, "redis-server was not started"
+        return self.process.pid
+
     def start(self) -> RedisServer:
         """Start (or restart) the server and wait until it answers."""
         self.port = self.port or free_port()
