@@ -21,13 +21,21 @@ from app.jobs.validation import MAX_SEED, encode_cursor, fingerprint, parse_job_
 logger = logging.getLogger(__name__)
 
 
+# A submission whose reply never came may have been stored: only a retry under the same
+# Idempotency-Key is sure not to create a second job.
+SUBMIT_UNAVAILABLE_MESSAGE = (
+    "the job store did not answer; the job may have been stored: retry with the same "
+    "Idempotency-Key to get it rather than a second one"
+)
+
+
 @contextmanager
-def _store_errors() -> Iterator[None]:
+def _store_errors(message: str = "the job store is unavailable; retry later") -> Iterator[None]:
     try:
         yield
     except redis.RedisError as error:
         logger.warning("job store unavailable: %s", type(error).__name__)
-        raise StoreUnavailable("the job store is unavailable; retry later") from None
+        raise StoreUnavailable(message) from None
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,7 @@ class JobService:
             raise ShuttingDown("this instance is shutting down; retry on another")
         params = {"seed": random.SystemRandom().randint(0, MAX_SEED), **submission}
         idempotency = (idempotency_key, fingerprint(submission)) if idempotency_key else None
-        with _store_errors():
+        with _store_errors(SUBMIT_UNAVAILABLE_MESSAGE):
             outcome = self.store.submit(
                 new_job_id(),
                 params,
