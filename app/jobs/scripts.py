@@ -9,7 +9,10 @@ The loader turns them into ``local job, leases, queue = KEYS[1], KEYS[2], KEYS[3
 same for ARGV) in front of the script's body, after ``common.lua``'s shared functions. ``...``
 at the end of ARGV means the script reads a variable tail from ``ARGV[REST]`` on. A call names
 every key and argument (``script(keys={...}, args={...})``) and is refused when a name is
-missing or unknown, so the positional contract between Python and Lua cannot drift.
+missing or unknown, so the positional contract between Python and Lua cannot drift. Names
+that mean the same for every script (the shared keys such as ``queue`` or ``leases``, and
+``job_prefix``) are given once, to the constructor, and filled in wherever a script declares
+them.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ class ScriptDeclarationError(ValueError):
 
 
 def _lua_source(name: str) -> str:
-    return resources.files("app.jobs").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    return resources.files("app.jobs.lua").joinpath(f"{name}.lua").read_text("utf-8")
 
 
 def _declared(name: str, body: str) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
@@ -63,8 +66,9 @@ def _prologue(keys: Sequence[str], args: Sequence[str], rest: bool) -> str:
 class StoreScript:
     """One Lua script of the store, registered on a client; call it with named KEYS and ARGV."""
 
-    def __init__(self, client: redis.Redis, name: str) -> None:
+    def __init__(self, client: redis.Redis, name: str, shared: Mapping[str, Any]) -> None:
         body = _lua_source(name)
+        self._shared = shared
         self.name = name
         self.keys, self.args, self.takes_rest = _declared(name, body)
         source = "\n".join(
@@ -106,6 +110,8 @@ class StoreScript:
     def _ordered(
         self, keys: Mapping[str, str], args: Mapping[str, Any], rest: Sequence[Any]
     ) -> tuple[list[str], list[Any]]:
+        keys = {**{k: self._shared[k] for k in self.keys if k in self._shared}, **keys}
+        args = {**{a: self._shared[a] for a in self.args if a in self._shared}, **args}
         if set(keys) != set(self.keys) or set(args) != set(self.args):
             raise TypeError(
                 f"{self.name}.lua takes KEYS {self.keys} and ARGV {self.args}, "

@@ -293,13 +293,24 @@ class JobStore:
     def __init__(self, client: redis.Redis, *, ttl_seconds: int) -> None:
         self._redis = client
         self._ttl_ms = ttl_seconds * 1000
-        self._submit = StoreScript(client, "submit")
-        self._claim = StoreScript(client, "claim")
-        self._renew = StoreScript(client, "renew")
-        self._finish = StoreScript(client, "finish")
-        self._release = StoreScript(client, "release")
-        self._sweep = StoreScript(client, "sweep")
-        self._release_instance = StoreScript(client, "release_instance")
+        # What every script that declares these names gets: the keys shared by all jobs.
+        shared = {
+            "queue": QUEUE_KEY,
+            "leases": LEASES_KEY,
+            "expiry": EXPIRY_KEY,
+            "all_index": ALL_INDEX_KEY,
+            **{f"{state.value}_index": index_key(state) for state in LISTABLE_STATES},
+            "legacy_queue": LEGACY_QUEUE_KEY,
+            "job_prefix": JOB_KEY_PREFIX,
+            "ttl_ms": self._ttl_ms,
+        }
+        self._submit = StoreScript(client, "submit", shared)
+        self._claim = StoreScript(client, "claim", shared)
+        self._renew = StoreScript(client, "renew", shared)
+        self._finish = StoreScript(client, "finish", shared)
+        self._release = StoreScript(client, "release", shared)
+        self._sweep = StoreScript(client, "sweep", shared)
+        self._release_instance = StoreScript(client, "release_instance", shared)
 
     def script_sha(self, name: str) -> str:
         """The SHA1 Redis knows a script by (``submit``, ``claim``, ...): for SLOWLOG readers."""
@@ -356,20 +367,8 @@ class JobStore:
             "user_id": new.user_id or "",
             "idempotency_fingerprint": fingerprint,
         }
-        keys = {
-            "job": job_key(new.job_id),
-            "queue": QUEUE_KEY,
-            "all_index": ALL_INDEX_KEY,
-            "pending_index": index_key(JobState.PENDING),
-            "expiry": EXPIRY_KEY,
-            "idempotency": idempotency,
-        }
-        args = {
-            "id": new.job_id,
-            "ttl_ms": self._ttl_ms,
-            "fingerprint": fingerprint,
-            "job_prefix": JOB_KEY_PREFIX,
-        }
+        keys = {"job": job_key(new.job_id), "idempotency": idempotency}
+        args = {"id": new.job_id, "fingerprint": fingerprint}
         return keys, args, [item for pair in record.items() for item in pair]
 
     @staticmethod
@@ -413,22 +412,12 @@ class JobStore:
         """
         lease_ms = int(lease_seconds * 1000)
         reply = self._claim(
-            keys={
-                "queue": QUEUE_KEY,
-                "leases": LEASES_KEY,
-                "pending_index": index_key(JobState.PENDING),
-                "running_index": index_key(JobState.RUNNING),
-                "all_index": ALL_INDEX_KEY,
-                "expiry": EXPIRY_KEY,
-                "claim": claim_key(token),
-            },
+            keys={"claim": claim_key(token)},
             args={
-                "job_prefix": JOB_KEY_PREFIX,
                 "token": token,
                 "lease_ms": lease_ms,
                 "worker": worker,
                 "instance": instance,
-                "ttl_ms": self._ttl_ms,
                 "claim_ttl_ms": min(lease_ms * CLAIM_MEMORY_FACTOR, self._ttl_ms),
                 "skip_limit": CLAIM_SKIP_LIMIT,
             },
@@ -445,8 +434,8 @@ class JobStore:
             return []
         return list(
             self._renew(
-                keys={"leases": LEASES_KEY},
-                args={"job_prefix": JOB_KEY_PREFIX, "lease_ms": int(lease_seconds * 1000)},
+                keys={},
+                args={"lease_ms": int(lease_seconds * 1000)},
                 rest=pairs,
             )
         )
@@ -490,43 +479,24 @@ class JobStore:
     ) -> tuple[dict[str, str], dict[str, Any], list[Any]]:
         keys = {
             "job": job_key(job_id),
-            "leases": LEASES_KEY,
-            "running_index": index_key(JobState.RUNNING),
             "final_index": index_key(state),
-            "expiry": EXPIRY_KEY,
             "staged_result": staged_result_key(job_id, token),
             "result": result_key(job_id),
         }
-        args = {"id": job_id, "token": token, "final_state": state.value, "ttl_ms": self._ttl_ms}
+        args = {"id": job_id, "token": token, "final_state": state.value}
         return keys, args, [item for pair in fields.items() for item in pair]
 
     def release(self, job_id: str, token: str) -> Transition:
         """Hand the attempt ``token`` back: the job is pending again at its place in the queue."""
-        reply = self._release(
-            keys={
-                "job": job_key(job_id),
-                "leases": LEASES_KEY,
-                "queue": QUEUE_KEY,
-                "running_index": index_key(JobState.RUNNING),
-                "pending_index": index_key(JobState.PENDING),
-            },
-            args={"id": job_id, "token": token},
-        )
+        reply = self._release(keys={"job": job_key(job_id)}, args={"id": job_id, "token": token})
         return Transition(reply)
 
     def release_instance(self, instance: str) -> list[str]:
         """Hand back every job still running under ``instance`` (a gunicorn master that exits)."""
         return list(
             self._release_instance(
-                keys={
-                    "leases": LEASES_KEY,
-                    "queue": QUEUE_KEY,
-                    "running_index": index_key(JobState.RUNNING),
-                    "pending_index": index_key(JobState.PENDING),
-                    "handback": handback_key(instance),
-                },
+                keys={"handback": handback_key(instance)},
                 args={
-                    "job_prefix": JOB_KEY_PREFIX,
                     "instance": instance,
                     "handback_ttl_ms": min(HANDBACK_MEMORY_MS, self._ttl_ms),
                 },
@@ -537,21 +507,9 @@ class JobStore:
     def sweep(self, *, max_lost_attempts: int) -> SweepOutcome:
         """Recover lapsed leases, trim expired jobs' entries, move legacy-queued jobs; one batch."""
         reply = self._sweep(
-            keys={
-                "leases": LEASES_KEY,
-                "queue": QUEUE_KEY,
-                "running_index": index_key(JobState.RUNNING),
-                "pending_index": index_key(JobState.PENDING),
-                "failed_index": index_key(JobState.FAILED),
-                "complete_index": index_key(JobState.COMPLETE),
-                "all_index": ALL_INDEX_KEY,
-                "expiry": EXPIRY_KEY,
-                "legacy_queue": LEGACY_QUEUE_KEY,
-            },
+            keys={},
             args={
-                "job_prefix": JOB_KEY_PREFIX,
                 "max_lost": max_lost_attempts,
-                "ttl_ms": self._ttl_ms,
                 "batch": SWEEP_BATCH,
                 "worker_lost_message": WORKER_LOST_MESSAGE,
             },

@@ -50,7 +50,7 @@ def test_a_long_backlog_expiring_keeps_every_claim_and_sweep_under_10_ms(backlog
     backlog_redis.config_set("slowlog-log-slower-than", SLOW_MICROSECONDS)
     backlog_redis.slowlog_reset()
 
-    statuses = []
+    statuses: list[ClaimStatus] = []
     sweeps = 0
     caught_up = False
     while not caught_up or statuses.count(ClaimStatus.CLAIMED) < CLAIMS:

@@ -10,4 +10,7 @@ files and wrap these helpers; nothing here is a fixture.
 - ``gunicorn``: a real gunicorn master run from the repository.
 - ``redis_server``: a throwaway redis-server that a test may stop and restart.
 - ``balancers``: nginx and HAProxy run from the repository's example configurations.
+- ``toxiproxy``: Toxiproxy, the fault injector between the service and a dependency.
+- ``processes``: how each of those is started.
+- ``backlog``: pending jobs loaded straight through the store, for backlog tests and benches.
 """

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.ports import free_port
+from tests.support.processes import spawn
 from tests.support.waiting import wait_until
 
 # Seconds a balancer may take to start, and to stop before it is killed.
@@ -76,16 +77,13 @@ class Nginx:
         (self.prefix / "logs").mkdir(parents=True, exist_ok=True)
         config = self.prefix / "nginx.conf"
         config.write_text(self.config)
-        with open(self.prefix / "nginx.out", "ab") as out:
-            self.process = subprocess.Popen(
-                [
-                    *(binary("nginx"), "-p", f"{self.prefix}/", "-c", str(config)),
-                    *("-e", str(self.prefix / "logs" / "error.log"), "-g", "daemon off;"),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        self.process = spawn(
+            [
+                *(binary("nginx"), "-p", f"{self.prefix}/", "-c", str(config)),
+                *("-e", str(self.prefix / "logs" / "error.log"), "-g", "daemon off;"),
+            ],
+            self.prefix / "nginx.out",
+        )
         wait_until(self._started, START_TIMEOUT_SECONDS, what=f"nginx on port {self.port}")
         return self
 
@@ -138,16 +136,13 @@ class HAProxy:
         self.config_path.write_text(self.config.replace("{admin_socket}", str(self.admin_socket)))
         checked = check_haproxy_config(self.config_path)
         assert checked.returncode == 0, checked.stdout + checked.stderr
-        with open(self.directory / "haproxy.out", "ab") as out:
-            self.process = subprocess.Popen(
-                [
-                    *(binary("haproxy"), "-db", "-f", str(self.config_path)),
-                    *("-p", str(self.directory / "haproxy.pid")),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        self.process = spawn(
+            [
+                *(binary("haproxy"), "-db", "-f", str(self.config_path)),
+                *("-p", str(self.directory / "haproxy.pid")),
+            ],
+            self.directory / "haproxy.out",
+        )
         wait_until(self._started, START_TIMEOUT_SECONDS, what="HAProxy's admin socket")
         return self
 

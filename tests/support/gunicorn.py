@@ -21,6 +21,7 @@ from typing import Any
 from app.config import VARIABLES
 from tests.support.http import Response, request
 from tests.support.ports import free_port
+from tests.support.processes import spawn
 from tests.support.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -74,21 +75,13 @@ class Gunicorn:
             "BIND": f"127.0.0.1:{self.port}",
         }
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.ExitStack() as files:
-            out = (
-                files.enter_context(open(self.stdout_path, "ab"))
-                if self.keep_output
-                else subprocess.DEVNULL
-            )
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", self.config],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        self.process = spawn(
+            [sys.executable, "-m", "gunicorn", "-c", self.config],
+            self.stdout_path if self.keep_output else None,
+            cwd=REPO_ROOT,
+            env=env,
+            start_new_session=True,
+        )
         if wait:
             self.wait_until_serving()
         return self

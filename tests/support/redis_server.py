@@ -9,6 +9,7 @@ from pathlib import Path
 import redis
 
 from tests.support.ports import free_port
+from tests.support.processes import spawn
 from tests.support.waiting import wait_until
 
 # Seconds a fresh redis-server may take to accept connections.
@@ -49,9 +50,7 @@ class RedisServer:
         args += ["--appendonly", "yes" if self.persistent else "no"]
         if self.password:
             args += ["--requirepass", self.password]
-        self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
-        )
+        self.process = spawn(args, None)
         client = redis.Redis.from_url(self.url, socket_timeout=1)
         try:
             wait_until(

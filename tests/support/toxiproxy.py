@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tests.support.http import request
 from tests.support.ports import free_port
+from tests.support.processes import spawn
 from tests.support.waiting import wait_until
 
 # Where `make tools` puts the server, unless SLATESIM_CACHE_DIR moves the cache.
@@ -108,13 +109,10 @@ class ToxiproxyServer:
     def start(self) -> ToxiproxyServer:
         """Start the server and wait until its API answers."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / "toxiproxy.out", "ab") as out:
-            self.process = subprocess.Popen(
-                [server_binary(), "-host", "127.0.0.1", "-port", str(self.port)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        self.process = spawn(
+            [server_binary(), "-host", "127.0.0.1", "-port", str(self.port)],
+            self.directory / "toxiproxy.out",
+        )
         wait_until(self._answers, START_TIMEOUT_SECONDS, what="Toxiproxy's API")
         return self
 
