@@ -23,6 +23,7 @@ from app.jobs.simulation_job import simulation_job
 from app.jobs.store import JobStore
 from app.logging_setup import configure_logging
 from app.openapi import blueprint as openapi_blueprint
+from app.resilience import Bulkhead, CircuitBreaker, Dependency
 from app.services import EXTENSION_KEY, Services, process_id
 from app.slates.cli import seed_command
 from app.slates.repository import SlateRepository
@@ -43,12 +44,30 @@ class InsertionOrderJSONProvider(DefaultJSONProvider):
     sort_keys = False
 
 
+def _dependency(name: str, settings: Settings) -> Dependency:
+    """The bulkhead and breaker of one dependency, as the settings size them."""
+    return Dependency(
+        name,
+        Bulkhead(name, settings.dependency_concurrency),
+        CircuitBreaker(
+            name,
+            failure_threshold=settings.breaker_failure_threshold,
+            reset_seconds=settings.breaker_reset_seconds,
+        ),
+    )
+
+
 def build_services(settings: Settings) -> Services:
     """Create the clients and services of one process; nothing connects yet."""
     redis_client = create_redis(settings)
     driver = create_neo4j_driver(settings)
     store = JobStore(redis_client, ttl_seconds=settings.job_ttl_seconds)
-    slates = SlateRepository(driver, timeout_seconds=settings.dependency_timeout_seconds)
+    dependencies = {name: _dependency(name, settings) for name in ("redis", "neo4j")}
+    slates = SlateRepository(
+        driver,
+        timeout_seconds=settings.dependency_timeout_seconds,
+        dependency=dependencies["neo4j"],
+    )
     shutting_down = threading.Event()
     me = process_id(os.getpid())
     readiness = ReadinessChecker(
@@ -62,10 +81,18 @@ def build_services(settings: Settings) -> Services:
         redis=redis_client,
         neo4j=driver,
         store=store,
-        jobs=JobService(store, shutting_down),
+        jobs=JobService(store, shutting_down, dependencies["redis"]),
         slates=slates,
-        runner=JobRunner(store, simulation_job(slates), settings, worker_id=me, instance_id=me),
+        runner=JobRunner(
+            store,
+            simulation_job(slates),
+            settings,
+            worker_id=me,
+            instance_id=me,
+            ready_to_run=slates.accepting_calls,
+        ),
         readiness=readiness,
+        dependencies=dependencies,
         shutting_down=shutting_down,
     )
 

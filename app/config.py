@@ -65,6 +65,9 @@ class Settings:
     job_sweep_seconds: float = 5.0
     shutdown_timeout_seconds: float = 90.0
     dependency_timeout_seconds: float = 3.0
+    dependency_concurrency: int = 4
+    breaker_failure_threshold: int = 5
+    breaker_reset_seconds: float = 5.0
     log_level: str = "INFO"
     log_file: str = "logs/app.log"
     log_max_bytes: int = 10_485_760
@@ -218,6 +221,9 @@ _SPECS = (
     _Spec("JOB_SWEEP_SECONDS", "job_sweep_seconds", _seconds(0.1, 3600)),
     _Spec("SHUTDOWN_TIMEOUT_SECONDS", "shutdown_timeout_seconds", _seconds(0, 3600)),
     _Spec("DEPENDENCY_TIMEOUT_SECONDS", "dependency_timeout_seconds", _seconds(0.1, 60)),
+    _Spec("DEPENDENCY_CONCURRENCY", "dependency_concurrency", _integer(1, 64)),
+    _Spec("BREAKER_FAILURE_THRESHOLD", "breaker_failure_threshold", _integer(1, 1000)),
+    _Spec("BREAKER_RESET_SECONDS", "breaker_reset_seconds", _seconds(0.1, 3600)),
     _Spec("LOG_LEVEL", "log_level", _log_level),
     _Spec("LOG_FILE", "log_file", _optional_path),
     _Spec("LOG_MAX_BYTES", "log_max_bytes", _integer(1024)),

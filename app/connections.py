@@ -17,6 +17,9 @@ from app.config import Settings
 REDIS_MAX_CONNECTIONS = 32
 NEO4J_MAX_POOL_SIZE = 10
 # One immediate retry replaces a pooled connection that a Redis restart closed; no backoff loop.
+# Only a closed connection is retried: a timeout is not, so a Redis that accepts and never
+# answers costs a call one DEPENDENCY_TIMEOUT_SECONDS, not two (every script is safe to send
+# again either way, see app/jobs/store.py).
 REDIS_RETRIES = 1
 
 
@@ -28,7 +31,7 @@ def create_redis(settings: Settings, *, retries: int = REDIS_RETRIES) -> redis.R
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         max_connections=REDIS_MAX_CONNECTIONS,
-        retry=Retry(NoBackoff(), retries),
+        retry=Retry(NoBackoff(), retries, supported_errors=(redis.ConnectionError,)),
         decode_responses=True,
     )
 

@@ -100,6 +100,13 @@ class SlateStoreUnavailable(ApiError):
     status, code, retry_after = 503, "slate_store_unavailable", RETRY_AFTER_SECONDS
 
 
+class DependencyUnavailable(ApiError):
+    """A dependency is not taking calls now (its breaker is open, or its share of threads is
+    busy): refused at once, without trying, so nothing was written."""
+
+    status, code, retry_after = 503, "dependency_unavailable", RETRY_AFTER_SECONDS
+
+
 class ShuttingDown(ApiError):
     status, code, retry_after = 503, "shutting_down", RETRY_AFTER_SECONDS
 

@@ -188,6 +188,9 @@ def build_logging_config(settings: Settings) -> dict[str, Any]:
             },
             # The Neo4j driver logs every pool event at DEBUG/INFO; its warnings are enough.
             "neo4j": {"level": "WARNING"},
+            # Its I/O errors name addresses, and each is logged by the slate repository anyway
+            # (sanitised, with the operation); a read killed at its deadline is one of them.
+            "neo4j.io": {"level": "CRITICAL"},
         },
     }
 

@@ -18,6 +18,7 @@ from app.health.checks import ReadinessChecker
 from app.jobs.runner import JobRunner
 from app.jobs.service import JobService
 from app.jobs.store import JobStore
+from app.resilience import Dependency
 from app.slates.repository import SlateRepository
 from app.timestamps import iso_utc
 
@@ -41,6 +42,8 @@ class Services:
     slates: SlateRepository
     runner: JobRunner
     readiness: ReadinessChecker
+    # The bulkhead and breaker of each dependency, by name ("redis", "neo4j").
+    dependencies: dict[str, Dependency] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     shutting_down: threading.Event = field(default_factory=threading.Event)
     shutdown_began_at: float | None = None  # time.monotonic() of the shutdown signal

@@ -7,6 +7,7 @@ Redis database 1 so they never touch the data of `make run` (database 0).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -20,6 +21,7 @@ from app.jobs.store import JobStore
 from app.services import EXTENSION_KEY
 from app.slates.demo_data import demo_slates
 from app.slates.repository import SlateRepository
+from tests.support.frozen_bolt import FrozenBolt
 from tests.support.services import ServicesNotConfigured
 from tests.support.services import service_env as local_service_env
 
@@ -86,3 +88,16 @@ def app(settings: Settings, redis_client: redis.Redis) -> Iterator[Flask]:
 def client(app: Flask) -> FlaskClient:
     """A test client of the app."""
     return app.test_client()
+
+
+@pytest.fixture
+def freezable_neo4j(service_env: dict[str, str]) -> Iterator[FrozenBolt]:
+    """A Bolt proxy in front of the local Neo4j that the test can freeze and thaw.
+
+    Ask for it before ``gunicorn``, so the instances stop before it goes.
+    """
+    upstream = urlsplit(service_env["NEO4J_URI"]).port
+    assert upstream is not None
+    proxy = FrozenBolt(upstream).start()
+    yield proxy
+    proxy.stop()

@@ -3,15 +3,16 @@
 A healthy probe costs one Redis round trip (PING plus the two queue counts, pipelined) and one
 Neo4j query (the server's components, which also gives its version). A dependency that accepts
 connections and never answers is reported ``down`` once DEPENDENCY_TIMEOUT_SECONDS have passed;
-the request does not wait for the stuck call, which its socket timeout ends later.
+the request does not wait for the stuck call (Redis's socket timeout ends it, Neo4j's read is
+killed at the same deadline, see ``SlateRepository``).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +22,6 @@ from app.jobs.store import JobStore
 from app.slates.repository import SlateRepository
 from app.timestamps import iso_utc
 
-# Threads for checks; stuck checks hold one each until their socket timeout ends them.
-CHECK_THREADS = 8
 _MAX_ERROR_CHARS = 160
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 _PATH = re.compile(r"(?<![\w.])/[\w.\-/]+")
@@ -67,7 +66,14 @@ class DependencyStatus:
 
 
 class ReadinessChecker:
-    """Runs the Redis and Neo4j checks side by side; remembers server versions once seen."""
+    """Runs the Redis and Neo4j checks side by side; remembers server versions once seen.
+
+    Each dependency has at most one check in flight, in a daemon thread of its own: a probe
+    that finds the previous check of a dependency still running reports that dependency down
+    ("previous check has not returned") without starting another, so a frozen dependency
+    holds one thread however long it stays frozen, never delays the other's check, and never
+    holds up the process's exit.
+    """
 
     def __init__(
         self,
@@ -81,43 +87,43 @@ class ReadinessChecker:
         self._slates = slates
         self._timeout = timeout_seconds
         self._secrets = secrets
-        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, _Check] = {}
         self.versions: dict[str, str | None] = {"redis": None, "neo4j": None}
-
-    def _pool(self) -> ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="ready-check")
-        return self._executor
 
     def check(self) -> dict[str, DependencyStatus]:
         """Both checks, concurrently, each within the dependency timeout."""
+        probes = {"redis": self._check_redis, "neo4j": self._check_neo4j}
         started = time.perf_counter()
-        futures = {
-            "redis": self._pool().submit(self._timed, self._check_redis),
-            "neo4j": self._pool().submit(self._timed, self._check_neo4j),
-        }
-        wait(futures.values(), timeout=self._timeout, return_when=FIRST_EXCEPTION)
-        return {name: self._outcome(future, started) for name, future in futures.items()}
+        checks = {name: self._start(name, probe) for name, probe in probes.items()}
+        deadline = started + self._timeout
+        return {name: check.outcome(deadline, started) for name, check in checks.items()}
 
-    def _outcome(self, future: Future[DependencyStatus], started: float) -> DependencyStatus:
-        if not future.done():
-            future.cancel()
-            elapsed = (time.perf_counter() - started) * 1000
+    def _start(self, name: str, probe: Callable[[], dict[str, Any]]) -> _Check:
+        with self._lock:
+            running = self._in_flight.get(name)
+            if running is not None and not running.done.is_set():
+                return _Check.still_running(running, self._timeout)
+            check = _Check(self._timed(probe), self._timeout)
+            self._in_flight[name] = check
+        threading.Thread(target=check.run, name=f"ready-{name}", daemon=True).start()
+        return check
+
+    def _timed(self, probe: Callable[[], dict[str, Any]]) -> Callable[[], DependencyStatus]:
+        def timed() -> DependencyStatus:
+            started = time.perf_counter()
+            try:
+                details = probe()
+            except Exception as error:  # any failure means "down"; the reason is shown sanitised
+                elapsed = (time.perf_counter() - started) * 1000
+                return DependencyStatus(
+                    False, elapsed, iso_utc(), sanitize_error(error, self._secrets)
+                )
             return DependencyStatus(
-                False, elapsed, iso_utc(), f"TimeoutError: no answer within {self._timeout:g}s"
+                True, (time.perf_counter() - started) * 1000, iso_utc(), details=details
             )
-        return future.result()
 
-    def _timed(self, probe: Callable[[], dict[str, Any]]) -> DependencyStatus:
-        started = time.perf_counter()
-        try:
-            details = probe()
-        except Exception as error:  # any failure means "down"; the reason is shown sanitised
-            elapsed = (time.perf_counter() - started) * 1000
-            return DependencyStatus(False, elapsed, iso_utc(), sanitize_error(error, self._secrets))
-        return DependencyStatus(
-            True, (time.perf_counter() - started) * 1000, iso_utc(), details=details
-        )
+        return timed
 
     def _check_redis(self) -> dict[str, Any]:
         pipe = self._redis.pipeline(transaction=False)
@@ -136,6 +142,50 @@ class ReadinessChecker:
         return {}
 
     def close(self) -> None:
-        """Stop the check threads."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        """Nothing to stop: check threads are daemons that end with their call."""
+
+
+class _Check:
+    """One check of one dependency, run in a thread; ``outcome`` waits for it until a deadline."""
+
+    def __init__(self, run: Callable[[], DependencyStatus] | None, timeout: float) -> None:
+        self._run = run
+        self._timeout = timeout
+        self.done = threading.Event()
+        self.status: DependencyStatus | None = None
+        self.started = time.monotonic()
+        self._earlier: _Check | None = None
+
+    @classmethod
+    def still_running(cls, earlier: _Check, timeout: float) -> _Check:
+        """A check not started because ``earlier`` has not returned yet."""
+        check = cls(None, timeout)
+        check._earlier = earlier
+        check.done.set()
+        return check
+
+    def run(self) -> None:
+        """Run the check; record its outcome."""
+        assert self._run is not None
+        try:
+            self.status = self._run()
+        finally:
+            self.done.set()
+
+    def outcome(self, deadline: float, started: float) -> DependencyStatus:
+        """The check's status, waiting until ``deadline`` (perf_counter) at the latest."""
+        if self._earlier is not None:
+            waited = time.monotonic() - self._earlier.started
+            return DependencyStatus(
+                False,
+                0.0,
+                iso_utc(),
+                f"TimeoutError: previous check has not returned (started {waited:.1f}s ago)",
+            )
+        self.done.wait(max(0.0, deadline - time.perf_counter()))
+        if self.status is None:
+            elapsed = (time.perf_counter() - started) * 1000
+            return DependencyStatus(
+                False, elapsed, iso_utc(), f"TimeoutError: no answer within {self._timeout:g}s"
+            )
+        return self.status

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import time
+from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from app.services import services
+from app.services import Services, services
 from app.timestamps import iso_utc
 from app.version import __version__
 
@@ -18,6 +19,11 @@ blueprint = Blueprint("health", __name__)
 def _no_store(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _breaker(svc: Services, name: str) -> dict[str, Any]:
+    dependency = svc.dependencies.get(name)
+    return {"breaker": dependency.to_dict()} if dependency is not None else {}
 
 
 @blueprint.get("/health")
@@ -59,7 +65,9 @@ def ready() -> tuple[Response, int]:
             "python": platform.python_version(),
             **svc.readiness.versions,
         },
-        "checks": {name: check.to_dict() for name, check in checks.items()},
+        "checks": {
+            name: {**check.to_dict(), **_breaker(svc, name)} for name, check in checks.items()
+        },
         "queue": {**queue, "running_here": svc.runner.running_job_ids()},
         "worker": {"pid": os.getpid(), "started_at": svc.started_at_iso},
         "warnings": svc.runner.durability_warnings,

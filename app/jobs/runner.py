@@ -83,9 +83,13 @@ class JobRunner:
         *,
         worker_id: str,
         instance_id: str,
+        ready_to_run: Callable[[], bool] = lambda: True,
     ) -> None:
         self._store = store
         self._body = body
+        # Asked before each claim: false while the body's dependency is known to be down
+        # (its breaker is open), so no job is claimed only to be handed back.
+        self._ready_to_run = ready_to_run
         self._settings = settings
         self.worker_id = worker_id
         self.instance_id = instance_id
@@ -177,6 +181,9 @@ class JobRunner:
     def _claim_loop(self) -> None:
         idle = IDLE_POLL_MIN_SECONDS
         while not self._stop_claiming.is_set():
+            if not self._ready_to_run():
+                self._stop_claiming.wait(DEFERRED_BACKOFF_SECONDS)
+                continue
             outcome = self._claim()
             if outcome is None:  # abandoned at the drain deadline
                 return

@@ -6,19 +6,27 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 
-from app.errors import IdempotencyConflict, JobExpired, JobNotFound, ShuttingDown, StoreUnavailable
+from app.errors import (
+    DependencyUnavailable,
+    IdempotencyConflict,
+    JobExpired,
+    JobNotFound,
+    ShuttingDown,
+    StoreUnavailable,
+)
 from app.jobs.ids import new_job_id, was_issued_here
 from app.jobs.store import Job, JobState, JobStore, SubmitStatus
 from app.jobs.validation import MAX_SEED, encode_cursor, fingerprint, parse_job_id_text
+from app.resilience import Dependency, DependencyUnavailableError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 # A submission whose reply never came may have been stored: only a retry under the same
@@ -29,13 +37,7 @@ SUBMIT_UNAVAILABLE_MESSAGE = (
 )
 
 
-@contextmanager
-def _store_errors(message: str = "the job store is unavailable; retry later") -> Iterator[None]:
-    try:
-        yield
-    except redis.RedisError as error:
-        logger.warning("job store unavailable: %s", type(error).__name__)
-        raise StoreUnavailable(message) from None
+STORE_UNAVAILABLE_MESSAGE = "the job store is unavailable; retry later"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,23 @@ class JobService:
 
     store: JobStore
     shutting_down: threading.Event
+    # The Redis bulkhead and breaker of request threads; none in tools and tests that want none.
+    dependency: Dependency | None = None
+
+    def _store_call(self, call: Callable[[], T], message: str = STORE_UNAVAILABLE_MESSAGE) -> T:
+        """Call the store through the bulkhead and breaker; failures become client errors."""
+        try:
+            if self.dependency is None:
+                return call()
+            return self.dependency.call(call, failures=(redis.RedisError,))
+        except DependencyUnavailableError as error:
+            raise DependencyUnavailable(
+                f"the job store is not taking calls now ({error.reason}); nothing was stored: "
+                "retry later"
+            ) from None
+        except redis.RedisError as error:
+            logger.warning("job store unavailable: %s", type(error).__name__)
+            raise StoreUnavailable(message) from None
 
     def submit(
         self,
@@ -73,14 +92,13 @@ class JobService:
             raise ShuttingDown("this instance is shutting down; retry on another")
         params = {"seed": random.SystemRandom().randint(0, MAX_SEED), **submission}
         idempotency = (idempotency_key, fingerprint(submission)) if idempotency_key else None
-        with _store_errors(SUBMIT_UNAVAILABLE_MESSAGE):
-            outcome = self.store.submit(
-                new_job_id(),
-                params,
-                request_id=request_id,
-                user_id=user_id,
-                idempotency=idempotency,
-            )
+        job_id = new_job_id()
+        outcome = self._store_call(
+            lambda: self.store.submit(
+                job_id, params, request_id=request_id, user_id=user_id, idempotency=idempotency
+            ),
+            SUBMIT_UNAVAILABLE_MESSAGE,
+        )
         if outcome.status is SubmitStatus.CONFLICT:
             raise IdempotencyConflict(
                 f"Idempotency-Key was already used for job {outcome.job.id} with another body",
@@ -101,8 +119,7 @@ class JobService:
     def get(self, job_id_text: str) -> Job:
         """The job with this ID, or the error saying why there is none."""
         job_id = parse_job_id_text(job_id_text)
-        with _store_errors():
-            job = self.store.get(str(job_id))
+        job = self._store_call(lambda: self.store.get(str(job_id)))
         if job is not None:
             return job
         retention_ms = self.store.ttl_seconds * 1000
@@ -112,11 +129,11 @@ class JobService:
 
     def list(self, state: JobState | None, *, limit: int, after: str | None) -> JobPage:
         """A page of jobs, newest first, older than job ``after``."""
-        with _store_errors():
-            jobs, last_id = self.store.list_jobs(state, limit=limit, after=after)
+        jobs, last_id = self._store_call(
+            lambda: self.store.list_jobs(state, limit=limit, after=after)
+        )
         return JobPage(jobs, last_id)
 
     def queue_depth(self) -> dict[str, int]:
         """Cluster-wide pending and running counts."""
-        with _store_errors():
-            return self.store.queue_depth()
+        return self._store_call(self.store.queue_depth)

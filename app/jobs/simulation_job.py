@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.jobs.runner import JobBody, JobDeferred, JobFailure
+from app.resilience import DependencyUnavailableError
 from app.slates.repository import SlateRepository, SlateStoreUnavailableError
 from app.slates.simulation import SimulationError, simulate
 
@@ -16,7 +17,7 @@ def simulation_job(repository: SlateRepository) -> JobBody:
     def run(params: Mapping[str, Any]) -> dict[str, Any]:
         try:
             slate = repository.load_slate(params["slate_id"])
-        except SlateStoreUnavailableError as error:
+        except (SlateStoreUnavailableError, DependencyUnavailableError) as error:
             raise JobDeferred(f"slate store unavailable: {error}") from None
         if slate is None:
             raise JobFailure("slate_not_found", f"no slate {params['slate_id']!r}")

@@ -1,21 +1,34 @@
 """The slate store: every Cypher query of the service, and the only code that talks to Neo4j.
 
 Queries are module constants; every input reaches them as a query parameter, never as text.
-Reads run in READ transactions bounded by the dependency timeout, so a slow or absent server
-costs a request at most that long. When Neo4j cannot answer, methods raise
-:class:`SlateStoreUnavailableError` with a message that names the failure and holds no address,
-URI or credential. The graph model is described in docs/data-model.md.
+Reads are auto-commit READ queries (the driver does not retry them) bounded on the client side:
+each runs in a thread of its own and its caller waits at most DEPENDENCY_TIMEOUT_SECONDS; past
+that the call's connection is killed, which ends its read (the driver's own query timeout is
+the server's, and a server that says nothing would hold the socket forever). Reads of requests
+and jobs also go through the Neo4j bulkhead and breaker (``app/resilience.py``). When Neo4j
+cannot answer, methods raise :class:`SlateStoreUnavailableError` with a message that names the
+failure and holds no address, URI or credential; a full bulkhead or an open breaker raises
+``DependencyUnavailableError`` at once. The graph model is described in docs/data-model.md.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from neo4j import READ_ACCESS, Driver, ManagedTransaction, Query, RoutingControl, unit_of_work
+from neo4j import (
+    READ_ACCESS,
+    Driver,
+    ManagedTransaction,
+    Query,
+    RoutingControl,
+    Session,
+    unit_of_work,
+)
 from neo4j.exceptions import (
     AuthError,
     ClientError,
@@ -27,7 +40,10 @@ from neo4j.exceptions import (
     TransientError,
 )
 
+from app.resilience import DeadlineExceededError, Dependency, call_with_deadline
+
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Seeding and schema changes write a few thousand entities; allowed longer than one request.
 SEED_TIMEOUT_SECONDS = 60.0
@@ -161,11 +177,22 @@ class SlateStoreUnavailableError(Exception):
 
 
 class SlateRepository:
-    """Reads and seeds slates in Neo4j through one shared driver."""
+    """Reads and seeds slates in Neo4j through one shared driver.
 
-    def __init__(self, driver: Driver, *, timeout_seconds: float) -> None:
+    ``dependency`` is the bulkhead and breaker reads go through; without one (seeding, tools)
+    reads are still bounded by the deadline.
+    """
+
+    def __init__(
+        self, driver: Driver, *, timeout_seconds: float, dependency: Dependency | None = None
+    ) -> None:
         self._driver = driver
         self._timeout = timeout_seconds
+        self._dependency = dependency
+
+    def accepting_calls(self) -> bool:
+        """Whether reads would be let through now (the breaker is not open)."""
+        return self._dependency is None or self._dependency.accepting()
 
     def list_slates(self) -> list[dict[str, Any]]:
         """Every slate with its game and player counts, by start time then id."""
@@ -194,11 +221,11 @@ class SlateRepository:
 
         Auto-commit, so the driver does not retry it: a probe reports, it does not insist.
         """
-        with (
-            _unavailable_as_error("server_info"),
-            self._driver.session(default_access_mode=READ_ACCESS) as session,
-        ):
-            return session.run(Query(SERVER_INFO, timeout=self._timeout)).single(strict=True).data()
+        query = Query(SERVER_INFO, timeout=self._timeout)
+        info: dict[str, Any] = self._bounded(
+            "server_info", lambda session: session.run(query).single(strict=True).data()
+        )
+        return info
 
     def ensure_schema(self) -> None:
         """Create the uniqueness constraints on every id, which also index the lookups."""
@@ -221,12 +248,47 @@ class SlateRepository:
         return {**given, "entries": len(rows["entries"]), **created}
 
     def _read(self, statement: str, operation: str, **parameters: Any) -> list[Any]:
-        with _unavailable_as_error(operation):
-            return self._driver.execute_query(
-                Query(statement, timeout=self._timeout),
-                parameters,
-                routing_=RoutingControl.READ,
-            ).records
+        query = Query(statement, timeout=self._timeout)
+
+        def read() -> list[Any]:
+            return self._bounded(operation, lambda session: list(session.run(query, parameters)))
+
+        if self._dependency is None:
+            return read()
+        return self._dependency.call(read, failures=(SlateStoreUnavailableError,))
+
+    def _bounded(self, operation: str, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in a session of its own, waiting at most the timeout for it.
+
+        Past the timeout the session's connection is killed, so the abandoned read ends too
+        and its pool slot comes back. The connection is found through the session's private
+        ``_connection`` (the driver offers no public handle); should a driver release rename
+        it, calls still end at the deadline and only the abandoned thread waits longer.
+        """
+        sessions: list[Session] = []
+        abandoned = threading.Event()
+
+        def call() -> T:
+            with (
+                _unavailable_as_error(operation, quiet=abandoned),
+                self._driver.session(default_access_mode=READ_ACCESS) as session,
+            ):
+                sessions.append(session)
+                return work(session)
+
+        def abort() -> None:
+            abandoned.set()
+            for session in sessions:
+                connection = getattr(session, "_connection", None)
+                if connection is not None:
+                    connection.kill()
+
+        try:
+            return call_with_deadline(call, dependency="neo4j", deadline=self._timeout, abort=abort)
+        except DeadlineExceededError as error:
+            message = f"TimeoutError: {error.reason}"
+            logger.warning("neo4j unavailable during %s: %s", operation, message)
+            raise SlateStoreUnavailableError(message) from None
 
 
 @unit_of_work(timeout=SEED_TIMEOUT_SECONDS)
@@ -311,13 +373,18 @@ def _is_unavailable(error: BaseException) -> bool:
 
 
 @contextmanager
-def _unavailable_as_error(operation: str) -> Iterator[None]:
-    """Turn "Neo4j cannot answer" failures into SlateStoreUnavailableError; let bugs through."""
+def _unavailable_as_error(operation: str, quiet: threading.Event | None = None) -> Iterator[None]:
+    """Turn "Neo4j cannot answer" failures into SlateStoreUnavailableError; let bugs through.
+
+    ``quiet``, once set (the call was abandoned and its connection killed), skips the log line:
+    the caller has logged the timeout already.
+    """
     try:
         yield
     except (Neo4jError, DriverError, OSError) as error:
         if not _is_unavailable(error):
             raise
         message = f"{type(error).__name__}: {_reason(error)}"
-        logger.warning("neo4j unavailable during %s: %s", operation, message)
+        if quiet is None or not quiet.is_set():
+            logger.warning("neo4j unavailable during %s: %s", operation, message)
         raise SlateStoreUnavailableError(message) from error

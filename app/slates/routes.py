@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from app.errors import SlateNotFound, SlateStoreUnavailable, error_response
+from app.errors import (
+    DependencyUnavailable,
+    SlateNotFound,
+    SlateStoreUnavailable,
+    error_response,
+)
+from app.resilience import DependencyUnavailableError
 from app.services import services
 from app.slates.repository import SlateStoreUnavailableError
 
@@ -18,6 +24,15 @@ MAX_ECHOED_ID_CHARS = 128
 def _store_unavailable(error: SlateStoreUnavailableError) -> Response:
     return error_response(
         SlateStoreUnavailable(f"the slate store is unavailable ({error}); retry later")
+    )
+
+
+@blueprint.errorhandler(DependencyUnavailableError)
+def _not_taking_calls(error: DependencyUnavailableError) -> Response:
+    return error_response(
+        DependencyUnavailable(
+            f"the slate store is not taking calls now ({error.reason}); retry later"
+        )
     )
 
 

@@ -52,7 +52,10 @@ def toxiproxy(tmp_path_factory) -> Iterator[ToxiproxyServer]:
 
 @pytest.fixture
 def redis_proxy(toxiproxy: ToxiproxyServer, service_env: dict[str, str]) -> Iterator[Proxy]:
-    """A Toxiproxy proxy in front of the test Redis, with no toxic; removed after the test."""
+    """A Toxiproxy proxy in front of the test Redis, with no toxic; removed after the test.
+
+    Ask for it before ``gunicorn``, so the instances stop before the proxy goes.
+    """
     upstream = urlsplit(service_env["REDIS_URL"])
     assert upstream.port is not None
     proxy = toxiproxy.proxy(f"redis-{uuid.uuid4().hex[:8]}", upstream.port)

@@ -95,8 +95,14 @@ def test_without_a_request_id_nginx_makes_one_and_the_app_logs_it(proxied):
     assert NGINX_REQUEST_ID.match(request_id), request_id
     line = access_line(server, request_id)
     assert line["context"]["path"] == "/jobs" and line["context"]["status"] == 200
-    nginx_lines = nginx.access_log.read_text().splitlines()
-    assert any(json.loads(raw)["request_id"] == request_id for raw in nginx_lines)
+    wait_until(  # nginx writes its access line after the response
+        lambda: any(
+            json.loads(raw)["request_id"] == request_id
+            for raw in nginx.access_log.read_text().splitlines()
+        ),
+        5,
+        what="nginx's access line",
+    )
 
 
 def test_a_client_request_id_passes_through_nginx(proxied):

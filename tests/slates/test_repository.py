@@ -170,7 +170,11 @@ class _FailingDriver:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def execute_query(self, *args: object, **kwargs: object) -> None:
+    @contextmanager
+    def session(self, **kwargs: object) -> Iterator[_FailingDriver]:
+        yield self
+
+    def run(self, *args: object, **kwargs: object) -> None:
         raise self.error
 
 

@@ -1,0 +1,268 @@
+"""Deadlines, bulkheads and circuit breakers: a dependency that freezes cannot freeze us.
+
+Redis's client bounds every call by its socket timeout. Neo4j's driver does not: its query
+timeout is the server's, and the client waits on the socket as long as the server says nothing.
+So a Neo4j call runs in a thread of its own, the caller waits at most the deadline, and on
+expiry an ``abort`` hook kills the call's connection, which ends the stuck read (see
+``SlateRepository``). Around each dependency:
+
+- a **bulkhead**: at most ``DEPENDENCY_CONCURRENCY`` calls of a worker at once; a call that
+  finds no free slot within BULKHEAD_WAIT_SECONDS fails at once, so a frozen dependency holds
+  a share of the request threads and never all of them (``/health`` always has one);
+- a **circuit breaker**: after ``BREAKER_FAILURE_THRESHOLD`` failures in a row it opens and
+  calls fail at once for ``BREAKER_RESET_SECONDS``; then one trial call is let through (half
+  open): its success closes the breaker, its failure opens it again. Opening and closing are
+  logged once each.
+
+A small state machine of ours rather than pybreaker: pybreaker 1.4's ``CircuitBreaker.call``
+holds the breaker's lock for the whole guarded call, which would serialise every call to the
+dependency in a threaded server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import Any, TypeVar, cast
+
+from app.timestamps import iso_utc
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How long a call may wait for a free slot of its bulkhead: healthy calls take milliseconds,
+# so a wait this long means the dependency is slow and the call should fail now, not queue.
+BULKHEAD_WAIT_SECONDS = 0.05
+
+
+class DependencyUnavailableError(Exception):
+    """A dependency cannot take this call now; ``reason`` says why, without any address."""
+
+    def __init__(self, dependency: str, reason: str) -> None:
+        super().__init__(f"{dependency}: {reason}")
+        self.dependency = dependency
+        self.reason = reason
+
+
+class BulkheadFullError(DependencyUnavailableError):
+    """Every slot of the dependency's share is taken."""
+
+
+class CircuitOpenError(DependencyUnavailableError):
+    """The dependency's breaker is open."""
+
+
+class DeadlineExceededError(DependencyUnavailableError):
+    """The call did not return within its deadline; it was abandoned."""
+
+
+class Bulkhead:
+    """At most ``permits`` calls at once; the others fail after a short wait."""
+
+    def __init__(self, name: str, permits: int, wait_seconds: float = BULKHEAD_WAIT_SECONDS):
+        self.name = name
+        self.permits = permits
+        self._wait = wait_seconds
+        self._slots = threading.BoundedSemaphore(permits)
+        self._lock = threading.Lock()
+        self._in_use = 0
+
+    @property
+    def in_use(self) -> int:
+        """Slots taken now."""
+        return self._in_use
+
+    def acquire(self) -> None:
+        """Take a slot or raise :class:`BulkheadFullError`; pair with :meth:`release`."""
+        if not self._slots.acquire(timeout=self._wait):
+            raise BulkheadFullError(self.name, f"all {self.permits} call slots are busy")
+        with self._lock:
+            self._in_use += 1
+
+    def release(self) -> None:
+        """Give a slot back."""
+        with self._lock:
+            self._in_use -= 1
+        self._slots.release()
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """A slot for the duration of a block."""
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+
+class BreakerState(str, Enum):
+    """The states of a circuit breaker."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker:
+    """Consecutive failures open it; after a cool-down one trial call decides."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        failure_threshold: int,
+        reset_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self._threshold = failure_threshold
+        self._reset = reset_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0  # clock()
+        self._opened_at_wall = 0.0  # time.time(), for /ready
+        self._trial_in_flight = False
+
+    @property
+    def state(self) -> BreakerState:
+        """The state now (an open breaker past its cool-down reads as half open)."""
+        with self._lock:
+            if self._state is BreakerState.OPEN and self._cooled_down():
+                return BreakerState.HALF_OPEN
+            return self._state
+
+    def _cooled_down(self) -> bool:
+        return self._clock() - self._opened_at >= self._reset
+
+    def before_call(self) -> None:
+        """Let a call through, or raise :class:`CircuitOpenError`."""
+        with self._lock:
+            if self._state is BreakerState.CLOSED:
+                return
+            if self._state is BreakerState.OPEN and self._cooled_down():
+                self._state = BreakerState.HALF_OPEN
+                self._trial_in_flight = False
+            if self._state is BreakerState.HALF_OPEN and not self._trial_in_flight:
+                self._trial_in_flight = True  # this call is the trial
+                return
+            raise CircuitOpenError(self.name, "circuit open after repeated failures")
+
+    def record_success(self) -> None:
+        """A call succeeded: the count starts over; a trial's success closes the breaker."""
+        with self._lock:
+            self._failures = 0
+            if self._state is BreakerState.CLOSED:
+                return
+            self._state = BreakerState.CLOSED
+            self._trial_in_flight = False
+        logger.info("circuit closed: %s answers again", self.name, extra={"dependency": self.name})
+
+    def record_failure(self) -> None:
+        """A call failed: the threshold-th failure in a row, or a failed trial, opens it."""
+        with self._lock:
+            self._failures += 1
+            was = self._state
+            if was is BreakerState.CLOSED and self._failures < self._threshold:
+                return
+            self._state = BreakerState.OPEN
+            self._opened_at = self._clock()
+            self._opened_at_wall = time.time()
+            self._trial_in_flight = False
+        if was is BreakerState.CLOSED:  # a failed trial leaves it open: nothing new to say
+            logger.warning(
+                "circuit opened: %s failed %d times in a row; calls fail at once for %gs",
+                self.name,
+                self._threshold,
+                self._reset,
+                extra={"dependency": self.name},
+            )
+
+    def release_trial(self) -> None:
+        """The trial call ended without telling anything (it never reached the dependency)."""
+        with self._lock:
+            self._trial_in_flight = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The breaker as ``/ready`` shows it."""
+        state = self.state
+        shown: dict[str, Any] = {"state": state.value, "consecutive_failures": self._failures}
+        if state is not BreakerState.CLOSED:
+            shown["opened_at"] = iso_utc(self._opened_at_wall)
+        return shown
+
+
+def call_with_deadline(
+    call: Callable[[], T], *, dependency: str, deadline: float, abort: Callable[[], None]
+) -> T:
+    """Run ``call`` in a daemon thread and wait at most ``deadline`` seconds for it.
+
+    Past the deadline ``abort`` is called (it should make the call return, e.g. by killing its
+    connection) and :class:`DeadlineExceededError` is raised; the thread, a daemon, never holds
+    up the process's exit.
+    """
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as error:  # handed to the caller, who decides
+            outcome.append((False, error))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"{dependency}-call", daemon=True).start()
+    if not done.wait(deadline):
+        abort()
+        raise DeadlineExceededError(dependency, f"no answer within {deadline:g}s")
+    succeeded, value = outcome[0]
+    if succeeded:
+        return cast(T, value)
+    raise value
+
+
+class Dependency:
+    """A dependency's bulkhead and breaker, applied to every call a request or job makes."""
+
+    def __init__(self, name: str, bulkhead: Bulkhead, breaker: CircuitBreaker) -> None:
+        self.name = name
+        self.bulkhead = bulkhead
+        self.breaker = breaker
+
+    def call(self, call: Callable[[], T], *, failures: tuple[type[BaseException], ...]) -> T:
+        """Run ``call`` through the breaker and a bulkhead slot.
+
+        Exceptions of the ``failures`` types count against the breaker; a full bulkhead does
+        not (it says we are busy, not that the dependency failed).
+        """
+        self.breaker.before_call()
+        try:
+            with self.bulkhead.slot():
+                result = call()
+        except failures:
+            self.breaker.record_failure()
+            raise
+        except BaseException:  # a full bulkhead, or a bug of ours: nothing learnt
+            self.breaker.release_trial()
+            raise
+        self.breaker.record_success()
+        return result
+
+    def accepting(self) -> bool:
+        """Whether a call would be let through now (the breaker is not open)."""
+        return self.breaker.state is not BreakerState.OPEN
+
+    def to_dict(self) -> dict[str, Any]:
+        """Breaker and bulkhead as ``/ready`` shows them."""
+        return {
+            **self.breaker.to_dict(),
+            "calls_in_flight": self.bulkhead.in_use,
+            "call_slots": self.bulkhead.permits,
+        }

@@ -1,0 +1,174 @@
+"""Bulkheads, breakers and deadlines: alone with a fake clock, then around a frozen Neo4j."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+from app.config import Settings
+from app.resilience import (
+    BreakerState,
+    Bulkhead,
+    BulkheadFullError,
+    CircuitBreaker,
+    CircuitOpenError,
+    DeadlineExceededError,
+    Dependency,
+    call_with_deadline,
+)
+from app.services import EXTENSION_KEY
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def state(breaker: CircuitBreaker) -> BreakerState:
+    """The breaker's state now (a call, so that each assertion reads it afresh)."""
+    return breaker.state
+
+
+def _breaker(clock: FakeClock, threshold: int = 3) -> CircuitBreaker:
+    return CircuitBreaker("dep", failure_threshold=threshold, reset_seconds=5, clock=clock)
+
+
+def test_a_breaker_opens_at_the_threshold_of_failures_in_a_row():
+    breaker = _breaker(FakeClock())
+    for _ in range(2):
+        breaker.before_call()
+        breaker.record_failure()
+    breaker.before_call()
+    breaker.record_success()  # a success in between starts the count over
+    for _ in range(3):
+        assert state(breaker) is BreakerState.CLOSED
+        breaker.before_call()
+        breaker.record_failure()
+    assert state(breaker) is BreakerState.OPEN
+    with pytest.raises(CircuitOpenError):
+        breaker.before_call()
+
+
+def test_after_its_cool_down_a_breaker_lets_one_trial_through_and_its_outcome_decides():
+    clock = FakeClock()
+    breaker = _breaker(clock, threshold=1)
+    breaker.before_call()
+    breaker.record_failure()
+    clock.now = 5.0
+    assert state(breaker) is BreakerState.HALF_OPEN
+    breaker.before_call()  # the trial
+    with pytest.raises(CircuitOpenError):
+        breaker.before_call()  # only one at a time
+    breaker.record_failure()
+    assert state(breaker) is BreakerState.OPEN  # the trial failed: another cool-down
+    clock.now = 10.0
+    breaker.before_call()
+    breaker.record_success()
+    assert state(breaker) is BreakerState.CLOSED
+    breaker.before_call()
+
+
+def test_opening_and_closing_are_logged_once_each(caplog):
+    clock = FakeClock()
+    breaker = _breaker(clock, threshold=2)
+    with caplog.at_level(logging.INFO, logger="app.resilience"):
+        for _ in range(6):
+            with pytest.raises((CircuitOpenError, RuntimeError)):
+                Dependency("dep", Bulkhead("dep", 2), breaker).call(_fail, failures=(RuntimeError,))
+        clock.now = 5.0
+        for _ in range(3):
+            Dependency("dep", Bulkhead("dep", 2), breaker).call(lambda: 1, failures=(RuntimeError,))
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("circuit opened" in m for m in messages) == 1, messages
+    assert sum("circuit closed" in m for m in messages) == 1, messages
+
+
+def _fail() -> None:
+    raise RuntimeError("down")
+
+
+def test_a_full_bulkhead_refuses_within_its_short_wait_and_does_not_count_as_a_failure():
+    clock = FakeClock()
+    dependency = Dependency("dep", Bulkhead("dep", 1, wait_seconds=0.05), _breaker(clock, 1))
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        inside.set()
+        release.wait(10)
+
+    holder = threading.Thread(target=lambda: dependency.call(hold, failures=(RuntimeError,)))
+    holder.start()
+    assert inside.wait(5)
+    started = time.monotonic()
+    with pytest.raises(BulkheadFullError):
+        dependency.call(lambda: 1, failures=(RuntimeError,))
+    assert time.monotonic() - started < 0.5
+    release.set()
+    holder.join(5)
+    assert state(dependency.breaker) is BreakerState.CLOSED
+    assert dependency.call(lambda: 2, failures=(RuntimeError,)) == 2
+
+
+def test_a_call_past_its_deadline_is_aborted_and_the_caller_is_free_at_the_deadline():
+    unblock = threading.Event()
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceededError):
+        call_with_deadline(
+            lambda: unblock.wait(30), dependency="dep", deadline=0.3, abort=unblock.set
+        )
+    assert 0.3 <= time.monotonic() - started < 1.0
+    assert unblock.is_set()
+
+
+def test_a_frozen_neo4j_opens_the_breaker_then_refused_reads_are_fast_until_it_answers(
+    settings, freezable_neo4j, seeded_slates
+):
+    application = create_app(
+        Settings(
+            **{
+                **vars(settings),
+                "neo4j_uri": freezable_neo4j.url(),
+                "dependency_timeout_seconds": 0.5,
+                "breaker_failure_threshold": 3,
+                "breaker_reset_seconds": 1.0,
+            }
+        )
+    )
+    client = application.test_client()
+    slate = "/slates/nba-2026-11-28-showdown-bos-nyk"
+    assert client.get(slate).status_code == 200
+    freezable_neo4j.freeze()
+    for _ in range(3):  # each waits the deadline out, and counts
+        response = client.get(slate)
+        assert response.get_json()["error"]["code"] == "slate_store_unavailable"
+    refused = []
+    for _ in range(5):
+        started = time.monotonic()
+        response = client.get(slate)
+        refused.append(time.monotonic() - started)
+        assert response.status_code == 503 and response.headers["Retry-After"]
+        assert response.get_json()["error"]["code"] == "dependency_unavailable"
+    assert max(refused) < 0.05, refused  # fail fast: no wait on the frozen peer
+    ready = client.get("/ready").get_json()
+    assert ready["checks"]["neo4j"]["breaker"]["state"] == "open"
+    freezable_neo4j.thaw()
+    time.sleep(1.1)  # the cool-down: the next read is the trial
+    for _ in range(3):
+        assert client.get(slate).status_code == 200
+    assert client.get("/ready").get_json()["checks"]["neo4j"]["breaker"]["state"] == "closed"
+    lines = map(json.loads, Path(settings.log_file).read_text().splitlines())
+    messages = [line["message"] for line in lines if line["logger"] == "app.resilience"]
+    assert sum("circuit opened" in m for m in messages) == 1, messages
+    assert sum("circuit closed" in m for m in messages) == 1, messages
+    application.extensions[EXTENSION_KEY].close()
