@@ -68,11 +68,12 @@ class DependencyStatus:
 class ReadinessChecker:
     """Runs the Redis and Neo4j checks side by side; remembers server versions once seen.
 
-    Each dependency has at most one check in flight, in a daemon thread of its own: a probe
-    that finds the previous check of a dependency still running reports that dependency down
-    ("previous check has not returned") without starting another, so a frozen dependency
-    holds one thread however long it stays frozen, never delays the other's check, and never
-    holds up the process's exit.
+    Each dependency has at most one check in flight, in a daemon thread of its own. A probe
+    that finds a check of the dependency in flight for less than the timeout shares it (many
+    probes at once cost one check); one that finds a check older than that (stuck past its
+    own deadline) reports the dependency down ("previous check has not returned") without
+    starting another. So a frozen dependency holds one thread however long it stays frozen,
+    never delays the other's check, and never holds up the process's exit.
     """
 
     def __init__(
@@ -103,6 +104,8 @@ class ReadinessChecker:
         with self._lock:
             running = self._in_flight.get(name)
             if running is not None and not running.done.is_set():
+                if time.monotonic() - running.started < self._timeout:
+                    return running  # a probe moments ago started it: share its answer
                 return _Check.still_running(running, self._timeout)
             check = _Check(self._timed(probe), self._timeout)
             self._in_flight[name] = check

@@ -86,6 +86,24 @@ def test_ready_with_both_dependencies_up(client):
     assert client.head("/ready").status_code == 200
 
 
+def test_concurrent_probes_share_checks_and_all_see_ready(app):
+    statuses: list[int] = []
+    start = threading.Barrier(16)
+
+    def probe() -> None:
+        client = app.test_client()
+        start.wait()
+        for _ in range(5):
+            statuses.append(client.get("/ready").status_code)
+
+    threads = [threading.Thread(target=probe) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 80
+
+
 def test_queue_counts_are_cluster_wide(client):
     client.post("/jobs", json={"slate_id": "nba-2026-11-28-main", "scenario_count": 10})
     assert client.get("/ready").get_json()["queue"]["pending"] == 1
