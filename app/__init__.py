@@ -25,6 +25,7 @@ from app.logging_setup import configure_logging
 from app.openapi import blueprint as openapi_blueprint
 from app.resilience import Bulkhead, CircuitBreaker, Dependency
 from app.services import EXTENSION_KEY, Services, process_id
+from app.sizing import limit_numeric_threads
 from app.slates.cli import seed_command
 from app.slates.repository import SlateRepository
 from app.slates.routes import blueprint as slates_blueprint
@@ -101,10 +102,12 @@ def create_app(config: Settings | None = None) -> Flask:
     """Build the app: settings, logging, clients, blueprints and error handlers."""
     settings = config if config is not None else Settings.from_env()
     configure_logging(settings)
+    numeric_threads = limit_numeric_threads(settings.web_concurrency, settings.job_concurrency)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     app.json = InsertionOrderJSONProvider(app)
     app.extensions[EXTENSION_KEY] = build_services(settings)
+    app.extensions[EXTENSION_KEY].numeric_threads = numeric_threads
     correlation.init_app(app)
     errors.register_error_handlers(app)
     for blueprint in (health_blueprint, jobs_blueprint, slates_blueprint, openapi_blueprint):

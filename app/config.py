@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from app.sizing import default_workers, usable_cpus
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 REDACTED = "***"
 # Redis URL schemes redis-py understands; anything else is a typo we catch at start-up.
@@ -73,7 +75,7 @@ class Settings:
     log_max_bytes: int = 10_485_760
     log_backup_count: int = 5
     bind: str = "127.0.0.1:8000"
-    web_concurrency: int = 2
+    web_concurrency: int = field(default_factory=lambda: default_workers(usable_cpus()))
     trusted_proxy_count: int = 0
 
     @classmethod

@@ -48,6 +48,8 @@ class Services:
     shutting_down: threading.Event = field(default_factory=threading.Event)
     shutdown_began_at: float | None = None  # time.monotonic() of the shutdown signal
     shutdown_reason: str | None = None  # the signal's name, or "worker exit"
+    # Threads numpy's BLAS and OpenMP pools may use in this process (app.sizing).
+    numeric_threads: int = 1
     # Tells the gunicorn master this worker is alive while it drains (see lifecycle).
     master_heartbeat: Callable[[], None] | None = None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.config import VARIABLES, ConfigError, Settings, redact_url
+from app.sizing import default_workers, usable_cpus
 
 BASE = {"NEO4J_PASSWORD": "s3cret-neo"}
 
@@ -21,7 +22,8 @@ def test_defaults_match_the_documented_table():
     assert settings.dependency_timeout_seconds == 3
     assert (settings.log_level, settings.log_file) == ("INFO", "logs/app.log")
     assert (settings.log_max_bytes, settings.log_backup_count) == (10485760, 5)
-    assert (settings.bind, settings.web_concurrency) == ("127.0.0.1:8000", 2)
+    assert settings.bind == "127.0.0.1:8000"
+    assert settings.web_concurrency == default_workers(usable_cpus())
 
 
 def test_values_are_read_from_the_environment():

@@ -69,7 +69,11 @@ def ready() -> tuple[Response, int]:
             name: {**check.to_dict(), **_breaker(svc, name)} for name, check in checks.items()
         },
         "queue": {**queue, "running_here": svc.runner.running_job_ids()},
-        "worker": {"pid": os.getpid(), "started_at": svc.started_at_iso},
+        "worker": {
+            "pid": os.getpid(),
+            "started_at": svc.started_at_iso,
+            "numeric_threads": svc.numeric_threads,
+        },
         "warnings": svc.runner.durability_warnings,
     }
     return _no_store(jsonify(body)), 200 if status == "ready" else 503

@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from app.sizing import blas_threads, usable_cpus
+
 pytestmark = pytest.mark.e2e
 
 SLATE = "nba-2026-11-28-main"
@@ -55,3 +57,10 @@ def test_an_intake_only_instance_accepts_but_runs_nothing(gunicorn):
     assert server.request("GET", f"/jobs/{job_id}").body["state"] == "pending"
     runner = gunicorn()
     assert runner.wait_for_job(job_id, {"complete"})["state"] == "complete"
+
+
+def test_each_worker_caps_its_numeric_pools_to_its_share_of_the_cpus(gunicorn):
+    server = gunicorn(WEB_CONCURRENCY="2", JOB_CONCURRENCY="1")
+    expected = blas_threads(usable_cpus(), workers=2, job_threads=1)
+    seen = {server.request("GET", "/ready").body["worker"]["numeric_threads"] for _ in range(10)}
+    assert seen == {expected}
