@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+from typing import Any
 
-from flask import Flask
-from flask.json.provider import DefaultJSONProvider
+import orjson
+from flask import Flask, Response
+from flask.json.provider import JSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import correlation, errors
@@ -39,10 +42,30 @@ logger = logging.getLogger(__name__)
 MAX_CONTENT_LENGTH = 64 * 1024
 
 
-class InsertionOrderJSONProvider(DefaultJSONProvider):
-    """JSON as Flask writes it, with keys in the order the code builds them (ids first)."""
+def _json_bytes(obj: Any) -> bytes:
+    """``obj`` as compact JSON; the stdlib for what orjson refuses (integers past 64 bits)."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":")).encode()
 
-    sort_keys = False
+
+class OrjsonProvider(JSONProvider):
+    """Flask's JSON through orjson: several times faster than the stdlib's, keys in the order
+    the code builds them (ids first), compact, one trailing newline as Flask writes it."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        """Serialise ``obj``."""
+        return _json_bytes(obj).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse JSON text."""
+        return orjson.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        """A JSON response of ``args`` or ``kwargs``, as ``flask.jsonify`` makes it."""
+        body = _json_bytes(self._prepare_response_obj(args, kwargs)) + b"\n"
+        return Response(body, mimetype="application/json")
 
 
 def _dependency(name: str, settings: Settings) -> Dependency:
@@ -105,7 +128,7 @@ def create_app(config: Settings | None = None) -> Flask:
     numeric_threads = limit_numeric_threads(settings.web_concurrency, settings.job_concurrency)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
-    app.json = InsertionOrderJSONProvider(app)
+    app.json = OrjsonProvider(app)
     app.extensions[EXTENSION_KEY] = build_services(settings)
     app.extensions[EXTENSION_KEY].numeric_threads = numeric_threads
     correlation.init_app(app)

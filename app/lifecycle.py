@@ -29,6 +29,7 @@ from app.config import Settings
 from app.connections import create_redis
 from app.correlation import new_id
 from app.jobs.store import JobStore
+from app.logging_setup import flush_logs
 from app.services import EXTENSION_KEY, Services
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ def drain_worker(app: Flask) -> list[str]:
         extra={"finished_jobs": len(running) - len(stragglers), "handed_back": len(stragglers)},
     )
     svc.close()
+    flush_logs()
     return stragglers
 
 

@@ -5,17 +5,29 @@ The same dictConfig document configures the Flask app (``configure_logging``) an
 The file handler is concurrent-log-handler's ``ConcurrentRotatingFileHandler``: several gunicorn
 workers append to one file and rotate it under an inter-process lock, so no line is lost,
 duplicated or interleaved, which the stdlib ``RotatingFileHandler`` does not guarantee.
+
+In a worker (``configure_logging``, ``queued=True``) a line is formatted once, in the thread
+that logs it (so it carries that thread's correlation IDs), and handed to the process's
+``LogWriter`` thread, which owns the stdout and file handlers and writes whatever has queued
+up in one go: one lock, one write and one flush of the file for a batch of lines instead of
+one per line, and none of it on the request thread. The writer is drained at exit
+(``atexit``) and by the worker's drain, so a worker's last lines are written. gunicorn's
+master logs synchronously: a thread would not survive its forks.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import logging.config
 import os
+import queue
 import sys
+import threading
 from typing import Any, TextIO
 
+from concurrent_log_handler import ConcurrentRotatingFileHandler
 from pythonjsonlogger.json import JsonFormatter
 
 from app.config import Settings
@@ -117,10 +129,122 @@ class StdoutHandler(logging.StreamHandler[TextIO]):
 
 def console_logs_to_stderr() -> None:
     """Send console log lines to stderr, keeping stdout for a command's own output."""
-    for logger_name in ("", "gunicorn.error"):
-        for handler in logging.getLogger(logger_name).handlers:
-            if isinstance(handler, StdoutHandler):
-                handler.target = "stderr"
+    handlers = [h for name in ("", "gunicorn.error") for h in logging.getLogger(name).handlers]
+    if _writer is not None:
+        handlers += _writer.handlers
+    for handler in handlers:
+        if isinstance(handler, StdoutHandler):
+            handler.target = "stderr"
+
+
+# Lines the writer takes off its queue at most before it writes them in one go.
+WRITE_BATCH_LINES = 512
+# How long the final drain at exit may take.
+DRAIN_TIMEOUT_SECONDS = 10.0
+_STOP = object()
+
+
+class LogWriter(threading.Thread):
+    """Owns a process's stdout and file handlers; writes the lines queued for them, in batches."""
+
+    def __init__(self, handlers: list[logging.Handler]) -> None:
+        super().__init__(name="log-writer", daemon=True)
+        self.handlers = handlers
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._idle = threading.Condition()
+        self._pending = 0
+
+    def put(self, line: str) -> None:
+        """Queue one formatted line."""
+        with self._idle:
+            self._pending += 1
+        self._queue.put(line)
+
+    def run(self) -> None:
+        """Write batches until stopped; each handler gets a batch as one record."""
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < WRITE_BATCH_LINES:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            lines = [item for item in batch if isinstance(item, str)]
+            if lines:
+                self._write("\n".join(lines))
+            with self._idle:
+                self._pending -= len(lines)
+                self._idle.notify_all()
+            if len(lines) < len(batch):  # the stop mark
+                return
+
+    def _write(self, text: str) -> None:
+        record = logging.makeLogRecord({"msg": text, "levelno": logging.INFO})
+        for handler in self.handlers:
+            handler.handle(record)
+
+    def flush(self, timeout: float = DRAIN_TIMEOUT_SECONDS) -> bool:
+        """Wait until every queued line is written; whether that happened within ``timeout``."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def stop(self) -> None:
+        """Write what is queued, end the thread and close the handlers."""
+        if self.is_alive():
+            self._queue.put(_STOP)
+            self.join(DRAIN_TIMEOUT_SECONDS)
+        for handler in self.handlers:
+            handler.close()
+
+
+class QueuedLineHandler(logging.Handler):
+    """Formats a record in the calling thread and queues the line for the process's writer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue the formatted line (dropped only when no writer runs, i.e. never in a worker)."""
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        if _writer is not None:
+            _writer.put(line)
+
+
+_writer: LogWriter | None = None
+
+
+def flush_logs(timeout: float = DRAIN_TIMEOUT_SECONDS) -> None:
+    """Wait until every line logged so far is written (tests, CLI commands, a worker's exit)."""
+    if _writer is not None:
+        _writer.flush(timeout)
+
+
+def _start_writer(settings: Settings) -> None:
+    """The process's writer, replacing (and draining) an earlier one."""
+    global _writer
+    if _writer is not None:
+        _writer.stop()
+        atexit.unregister(_writer.stop)
+    handlers: list[logging.Handler] = [StdoutHandler()]
+    if settings.log_file:
+        handlers.append(
+            ConcurrentRotatingFileHandler(
+                settings.log_file,
+                maxBytes=settings.log_max_bytes,
+                backupCount=settings.log_backup_count,
+                encoding="utf-8",
+                use_gzip=False,
+            )
+        )
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    _writer = LogWriter(handlers)
+    _writer.start()
+    atexit.register(_writer.stop)
 
 
 class ProbeAccessFilter(logging.Filter):
@@ -142,14 +266,25 @@ def _as_int(value: Any) -> Any:
         return value
 
 
-def build_logging_config(settings: Settings) -> dict[str, Any]:
-    """Return the dictConfig document shared by the app and gunicorn."""
-    handlers: dict[str, Any] = {
-        "stdout": {"()": StdoutHandler, "formatter": "json"},
-        "access_stdout": {"()": StdoutHandler, "formatter": "access"},
-    }
-    app_handlers, access_handlers = ["stdout"], ["access_stdout"]
-    if settings.log_file:
+def build_logging_config(settings: Settings, *, queued: bool = False) -> dict[str, Any]:
+    """Return the dictConfig document shared by the app and gunicorn.
+
+    ``queued`` sends every line through the process's writer thread (see the module doc).
+    """
+    handlers: dict[str, Any]
+    if queued:
+        handlers = {
+            "queued": {"()": QueuedLineHandler, "formatter": "json"},
+            "queued_access": {"()": QueuedLineHandler, "formatter": "access"},
+        }
+        app_handlers, access_handlers = ["queued"], ["queued_access"]
+    else:
+        handlers = {
+            "stdout": {"()": StdoutHandler, "formatter": "json"},
+            "access_stdout": {"()": StdoutHandler, "formatter": "access"},
+        }
+        app_handlers, access_handlers = ["stdout"], ["access_stdout"]
+    if settings.log_file and not queued:
         file_options = {
             "class": "concurrent_log_handler.ConcurrentRotatingFileHandler",
             "filename": settings.log_file,
@@ -196,9 +331,10 @@ def build_logging_config(settings: Settings) -> dict[str, Any]:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Apply the logging configuration, creating the log file's folder if needed."""
+    """Apply the queued logging configuration of a worker or a command, and start its writer."""
     if settings.log_file:
         os.makedirs(os.path.dirname(os.path.abspath(settings.log_file)), exist_ok=True)
-    logging.config.dictConfig(build_logging_config(settings))
+    _start_writer(settings)
+    logging.config.dictConfig(build_logging_config(settings, queued=True))
     if os.environ.get("FLASK_RUN_FROM_CLI") == "true":  # set by the `flask` command
         console_logs_to_stderr()

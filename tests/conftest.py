@@ -18,6 +18,7 @@ from neo4j import GraphDatabase
 from app import create_app
 from app.config import Settings
 from app.jobs.store import JobStore
+from app.logging_setup import flush_logs
 from app.services import EXTENSION_KEY
 from app.slates.demo_data import demo_slates
 from app.slates.repository import SlateRepository
@@ -80,6 +81,7 @@ def app(settings: Settings, redis_client: redis.Redis) -> Iterator[Flask]:
     """The app built by the factory with test settings."""
     application = create_app(settings)
     application.config["TESTING"] = True
+    flush_logs()  # the start-up lines are written before the test's own output begins
     yield application
     application.extensions[EXTENSION_KEY].close()
 

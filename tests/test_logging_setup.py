@@ -12,7 +12,7 @@ import pytest
 from app import create_app
 from app.config import Settings
 from app.correlation import bound_ids
-from app.logging_setup import JsonLineFormatter, configure_logging
+from app.logging_setup import JsonLineFormatter, configure_logging, flush_logs
 from app.services import EXTENSION_KEY
 
 REQUIRED = {"timestamp", "level", "logger", "message", "pid"}
@@ -60,6 +60,7 @@ def _write_lines(path: str, writer: int, count: int) -> None:
     log = logging.getLogger("app.rotation")
     for n in range(count):
         log.info("line", extra={"writer": writer, "n": n, "pad": "x" * 80})
+    # No flush here: the process exits with its last lines still queued, and they must land.
 
 
 def test_rotation_across_processes_loses_duplicates_and_interleaves_nothing(tmp_path):
@@ -96,6 +97,7 @@ def test_configuration_is_logged_without_secrets(settings, capsys, tmp_path):
     )
     app = create_app(secret)
     app.extensions[EXTENSION_KEY].close()
+    flush_logs()
     out = capsys.readouterr().out + Path(settings.log_file).read_text()
     assert "app created" in out
     assert "redis-pw-777" not in out and "neo4j-pw-888" not in out
@@ -117,6 +119,7 @@ def test_a_500_carries_the_request_id_and_logs_the_traceback(failing_app, settin
     assert body["error"]["code"] == "internal_error"
     assert body["error"]["request_id"] == "trace-me-1"
     assert "kaboom" not in response.get_data(as_text=True)
+    flush_logs()
     lines = [json.loads(raw) for raw in capsys.readouterr().out.splitlines() if raw.startswith("{")]
     errors = [line for line in lines if line["level"] == "ERROR"]
     assert errors and errors[0]["request_id"] == "trace-me-1"

@@ -12,6 +12,7 @@ import pytest
 
 from app import create_app
 from app.config import Settings
+from app.logging_setup import flush_logs
 from app.resilience import (
     BreakerState,
     Bulkhead,
@@ -167,6 +168,7 @@ def test_a_frozen_neo4j_opens_the_breaker_then_refused_reads_are_fast_until_it_a
     for _ in range(3):
         assert client.get(slate).status_code == 200
     assert client.get("/ready").get_json()["checks"]["neo4j"]["breaker"]["state"] == "closed"
+    flush_logs()
     lines = map(json.loads, Path(settings.log_file).read_text().splitlines())
     messages = [line["message"] for line in lines if line["logger"] == "app.resilience"]
     assert sum("circuit opened" in m for m in messages) == 1, messages

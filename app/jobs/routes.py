@@ -38,7 +38,8 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
 @blueprint.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
     """One job record, with its result once complete."""
-    return jsonify(services().jobs.get(job_id).to_dict())
+    body = services().jobs.get(job_id).to_json()
+    return Response(body, mimetype="application/json")
 
 
 @blueprint.get("/jobs")

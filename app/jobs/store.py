@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, cast
 
+import orjson
 import redis
 
 from app.jobs.scripts import StoreScript, execute_with_scripts
@@ -212,6 +213,23 @@ class Job:
         """The user that created the job, when known."""
         return self.fields.get("user_id") or None
 
+    def _stored_result(self) -> str | None:
+        # Versions before 0.2 kept the result inside the record.
+        return self.result_json or self.fields.get("result") or None
+
+    def to_json(self) -> bytes:
+        """The public record with its result, as JSON bytes.
+
+        The result is written into the document as Redis holds it (JSON the runner wrote),
+        not parsed and serialised again: for a 90 KB result that is most of the work of a
+        ``GET /jobs/<id>``.
+        """
+        body = orjson.dumps(self.to_dict(include_result=False))
+        result_json = self._stored_result()
+        if not result_json:
+            return body
+        return b"".join((body[:-1], b',"result":', result_json.encode(), b"}"))
+
     def to_dict(self, *, include_result: bool = True) -> dict[str, Any]:
         """The public record, timestamps in ISO 8601 UTC."""
         f = self.fields
@@ -235,8 +253,7 @@ class Job:
             "request_id": self.request_id,
             "user_id": self.user_id,
         }
-        # Versions before 0.2 kept the result inside the record.
-        result_json = self.result_json or f.get("result")
+        result_json = self._stored_result()
         if include_result and result_json:
             record["result"] = json.loads(result_json)
         if f.get("error_code"):
