@@ -12,7 +12,7 @@ The tag is a checksum, not a signature: it catches mistyped and made-up IDs, not
 from __future__ import annotations
 
 import hashlib
-import os
+import random as _random
 import threading
 import time
 
@@ -44,7 +44,9 @@ class _MonotonicClock:
             if millis <= last_millis:
                 millis, random = last_millis, last_random + 1
             else:
-                random = int.from_bytes(os.urandom(_RANDOM_BYTES), "big") >> 1
+                # The stdlib generator, reseeded in every forked process: IDs must be
+                # unique, not secret, and a system call per ID is not free.
+                random = _random.getrandbits(_RANDOM_BYTES * 8 - 1)
             self._last = (millis, random)
             return self._last
 

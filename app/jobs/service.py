@@ -90,7 +90,8 @@ class JobService:
         """Accept a validated submission; return the job and whether it was created now."""
         if self.shutting_down.is_set():
             raise ShuttingDown("this instance is shutting down; retry on another")
-        params = {"seed": random.SystemRandom().randint(0, MAX_SEED), **submission}
+        # A seed needs to be unpredictable to nobody: the stdlib generator, reseeded per fork.
+        params = {"seed": random.randint(0, MAX_SEED), **submission}
         idempotency = (idempotency_key, fingerprint(submission)) if idempotency_key else None
         job_id = new_job_id()
         outcome = self._store_call(
