@@ -37,7 +37,7 @@ from app.jobs.ids import new_job_id
 from app.jobs.store import JobStore
 from app.slates.demo_data import demo_slates
 from app.slates.simulation import simulate
-from bench.run import BARE_CONFIG, Figure, bench_database, part_main
+from bench.run import BARE_CONFIG, PEER_CONFIG, Figure, bench_database, part_main
 from tests.support.gunicorn import Gunicorn
 
 # Own database of the shared Redis, flushed before and after; far from the low numbers that
@@ -67,6 +67,9 @@ SUBMISSION: dict[str, Any] = {"slate_id": SLATE_ID, "scenario_count": 10_000, "s
 COMPLETE_JOB_SCENARIOS = 10_000
 # Targets from the issue: service requests/s over the bare route's, and the probe's p99.
 TARGET_SUBMIT = 0.7
+# POST /jobs over the Flask + python-rq route a team would write instead (bench/peer_rq_app.py).
+TARGET_SUBMIT_VS_RQ = 1.5
+PEER_PAIR, PEER_NAME = "POST /jobs vs rq", "flask+rq"
 TARGET_FETCH = 0.8
 TARGET_HEALTH = 0.9
 TARGET_READY_P99_MS = 20.0
@@ -212,6 +215,7 @@ class SideBySide:
 
     service: Gunicorn
     bare: Gunicorn
+    peer: Gunicorn
     workdir: Path
     redis_client: redis.Redis
     duration: float
@@ -241,19 +245,25 @@ class SideBySide:
         return load
 
     def pair(
-        self, request: Request, connections: int = WRK_CONNECTIONS, *, probe: bool = False
+        self,
+        request: Request,
+        connections: int = WRK_CONNECTIONS,
+        *,
+        probe: bool = False,
+        against: Gunicorn | None = None,
     ) -> tuple[Load, Load]:
-        """``request`` against the service and the bare app: (service, bare).
+        """``request`` against the service and a baseline (the bare app by default).
 
-        After a warm-up of each, the measured time is cut in slices run bare, service,
-        service, bare, ... A probe run is shorter and needs no warm-up (the servers are warm).
+        After a warm-up of each, the measured time is cut in slices run baseline, service,
+        service, baseline, ... A probe run is shorter and needs no warm-up (both are warm).
         """
+        baseline = against or self.bare
         duration = PROBE_DURATION_SECONDS if probe else self.duration
         if not probe:
-            for server in (self.bare, self.service):
+            for server in (baseline, self.service):
                 self._warm(server, request, connections)
         slices: dict[str, list[Load]] = {"service": [], "bare": []}
-        order = [("bare", self.bare), ("service", self.service)]
+        order = [("bare", baseline), ("service", self.service)]
         for number in range(SLICES):
             for name, server in order if number % 2 == 0 else reversed(order):
                 slices[name].append(self._slice(server, request, duration / SLICES, connections))
@@ -290,33 +300,38 @@ def complete_job(store: JobStore) -> str:
 def figures_for(
     name: str,
     service: Load,
-    bare: Load,
+    baseline: Load,
     *,
+    baseline_name: str = "bare",
     ratio_target: float | None = None,
     p99_bound_ms: float | None = None,
 ) -> list[Figure]:
-    """Requests/s, p50 and p99 of ``name`` against the bare route, with their targets."""
+    """Requests/s, p50, p99 and CPU of ``name`` against its baseline, with their targets."""
     return [
         Figure(
             f"{name} req/s",
             service.requests_per_s,
             "req/s",
-            bare.requests_per_s,
-            "bare",
+            baseline.requests_per_s,
+            baseline_name,
             (">=", ratio_target) if ratio_target else None,
         ),
-        Figure(f"{name} p50", service.p50_ms, "ms", bare.p50_ms, "bare"),
+        Figure(f"{name} p50", service.p50_ms, "ms", baseline.p50_ms, baseline_name),
         Figure(
             f"{name} p99",
             service.p99_ms,
             "ms",
-            bare.p99_ms,
-            "bare",
+            baseline.p99_ms,
+            baseline_name,
             ("<=", p99_bound_ms) if p99_bound_ms else None,
             target_on_value=True,
         ),
         Figure(
-            f"{name} CPU", service.cpu_us_per_request, "us/req", bare.cpu_us_per_request, "bare"
+            f"{name} CPU",
+            service.cpu_us_per_request,
+            "us/req",
+            baseline.cpu_us_per_request,
+            baseline_name,
         ),
     ]
 
@@ -353,9 +368,12 @@ def run(
         service = Gunicorn(intake_only, workdir, keep_output=False).start(wait=False)
         bare = Gunicorn(intake_only, workdir, config=BARE_CONFIG, keep_output=False)
         bare.start(wait=False)
+        peer = Gunicorn(intake_only, workdir, config=PEER_CONFIG, keep_output=False)
+        peer.start(wait=False)
         try:
             service.wait_until_serving("/ready")
             bare.wait_until_serving("/health")
+            peer.wait_until_serving("/health")
             # The complete job first: its claim takes the oldest pending job.
             complete_id = complete_job(JobStore(client, ttl_seconds=Settings().job_ttl_seconds))
             submitted = service.request("POST", "/jobs", SUBMISSION)
@@ -365,7 +383,7 @@ def run(
             for job_id, state in ((pending["id"], "pending"), (complete_id, "complete")):
                 if service.request("GET", f"/jobs/{job_id}").body["state"] != state:
                     raise RuntimeError(f"job {job_id} is not {state}")
-            bench = SideBySide(service, bare, workdir, client, duration, warmup)
+            bench = SideBySide(service, bare, peer, workdir, client, duration, warmup)
             loads: dict[str, tuple[Load, Load]] = {}
             fetch = "GET /jobs/<id> pending"
             loads[fetch] = bench.pair(Request("GET", f"/jobs/{pending['id']}"))
@@ -377,15 +395,23 @@ def run(
                 Request("GET", "/ready"), PROBE_CONNECTIONS, probe=True
             )
             # Last: its thousands of writes make Redis snapshot, which would disturb the others.
-            loads = {"POST /jobs": bench.pair(Request("POST", "/jobs", SUBMISSION)), **loads}
+            submit = Request("POST", "/jobs", SUBMISSION)
+            loads = {
+                "POST /jobs": bench.pair(submit),
+                PEER_PAIR: bench.pair(submit, against=peer),
+                **loads,
+            }
             if bench.disturbed_slices:
                 notes.append(f"{bench.disturbed_slices} slice(s) run again: Redis forked meanwhile")
         finally:
             service.stop()
             bare.stop()
+            peer.stop()
 
     ratio_targets = {
         "POST /jobs": TARGET_SUBMIT,
+        PEER_PAIR: TARGET_SUBMIT_VS_RQ,
+        "GET /jobs/<id> complete": TARGET_FETCH,
         "GET /jobs/<id> pending": TARGET_FETCH,
         "GET /health": TARGET_HEALTH,
     }
@@ -395,6 +421,7 @@ def run(
             name,
             measured,
             baseline,
+            baseline_name=PEER_NAME if name == PEER_PAIR else "bare",
             ratio_target=ratio_targets.get(name),
             p99_bound_ms=TARGET_READY_P99_MS if name == "GET /ready probe" else None,
         )

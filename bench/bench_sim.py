@@ -22,13 +22,17 @@ from typing import Any
 
 import numpy as np
 
+from app.config import Settings
+from app.sizing import default_workers, limit_numeric_threads, usable_cpus
 from app.slates.demo_data import demo_slates
 from app.slates.simulation import simulate
 
-# Pipeline rate relative to numpy's raw normal rate that the simulation must reach.
-TARGET_RATIO = 0.3
+# Pipeline rate relative to numpy's raw normal rate that the simulation must reach at 1M.
+TARGET_RATIO = 0.8
 # Normals per timing of the raw rate: enough to swamp the call overhead.
 RAW_DRAWS = 20_000_000
+# The buffer they are drawn into: a team's chunk, as the pipeline has it (1 MiB of float64).
+RAW_BUFFER = 131_072
 # Timings per figure; the median is reported.
 REPEATS = 3
 # Scenario counts and how many timed runs each (1M once: it takes seconds).
@@ -41,13 +45,21 @@ def football_slate() -> dict[str, Any]:
 
 
 def raw_normal_rate() -> float:
-    """Median float64 standard normals per second from numpy's default generator."""
+    """Median float64 standard normals per second from numpy's default generator.
+
+    Drawn into one warm buffer of RAW_BUFFER values, over and over, as the pipeline draws
+    into its chunk: the generator's own rate, not the kernel's page faults of a fresh array
+    (which made 20 M draws into a new array 1.5 to 3 times slower on the reference machine).
+    """
     rng = np.random.default_rng(0)
+    buffer = np.empty(RAW_BUFFER)
+    rng.standard_normal(out=buffer)
     rates = []
     for _ in range(REPEATS):
         started = time.perf_counter()
-        rng.standard_normal(RAW_DRAWS)
-        rates.append(RAW_DRAWS / (time.perf_counter() - started))
+        for _ in range(RAW_DRAWS // RAW_BUFFER):
+            rng.standard_normal(out=buffer)
+        rates.append(RAW_DRAWS // RAW_BUFFER * RAW_BUFFER / (time.perf_counter() - started))
     return statistics.median(rates)
 
 
@@ -72,7 +84,12 @@ def peak_memory_mb(slate: dict[str, Any], scenarios: int) -> float:
 
 
 def measure(quick: bool) -> dict[str, Any]:
-    """Every figure of the run, as written by ``--json``."""
+    """Every figure of the run, as written by ``--json``.
+
+    numpy's thread pools are capped as a production worker caps them (app.sizing, at the
+    default sizing), so the rate is the one a job gets.
+    """
+    limit_numeric_threads(default_workers(usable_cpus()), Settings().job_concurrency)
     slate = football_slate()
     raw = raw_normal_rate()
     rows = []
@@ -88,6 +105,8 @@ def measure(quick: bool) -> dict[str, Any]:
         "raw_normals_per_s": raw,
         "pipeline": rows,
         "worst_ratio": min(row["ratio"] for row in rows),
+        # The target's: the largest run (1M scenarios, unless --quick).
+        "target_row_ratio": rows[-1]["ratio"],
         "target_ratio": TARGET_RATIO,
     }
     if not quick:
@@ -106,8 +125,12 @@ def report(figures: dict[str, Any]) -> None:
     if "peak_tracemalloc_mb_1m" in figures:
         peak = figures["peak_tracemalloc_mb_1m"]
         print(f"  peak memory at 1M scenarios (tracemalloc): {peak:.1f} MB")
-    if figures["worst_ratio"] < TARGET_RATIO:
-        print(f"MISSED: sim ratio {figures['worst_ratio']:.2f} < {TARGET_RATIO}")
+    if figures["target_row_ratio"] < TARGET_RATIO:
+        scenarios = figures["pipeline"][-1]["scenarios"]
+        print(
+            f"MISSED: sim ratio {figures['target_row_ratio']:.2f} at {scenarios:,} scenarios "
+            f"(target >= {TARGET_RATIO})"
+        )
 
 
 def main() -> None:

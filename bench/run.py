@@ -48,6 +48,7 @@ PARTS = {
     "store": "bench.bench_store",
     "sim": "bench.bench_sim",
     "lifecycle": "bench.bench_lifecycle",
+    "instance": "bench.bench_instance",
 }
 # A part that runs longer than this is stuck; it is stopped and reported, the others go on.
 PART_TIMEOUT_SECONDS = 900
@@ -55,6 +56,8 @@ PART_TIMEOUT_SECONDS = 900
 RESERVED_REDIS_DBS = (0, 1)
 # The bare Flask app with the service's gunicorn settings: the baseline of HTTP figures.
 BARE_CONFIG = "bench/bare_gunicorn_conf.py"
+# The Flask + python-rq route a team would write instead, with the same settings: POST's peer.
+PEER_CONFIG = "bench/peer_gunicorn_conf.py"
 # Set in a Redis database a benchmark uses, so its leftovers can be told from others' data.
 BENCH_MARKER_KEY = "slatesim-bench:part"
 
