@@ -43,10 +43,11 @@ q/100 * scenario_count: inside the mass at 0 it is exactly 0, otherwise it is in
 linearly inside the bin holding the order statistic of that rank, so it differs from numpy's
 ``percentile(method="inverted_cdf")`` by less than one bin width, top / HISTOGRAM_BINS: about
 0.04 points for a 20-point projection with a 7-point stddev (single precision adds at most
-1/128 of a bin to that: bin positions near 65,536 and beyond are rounded to 2^-7). (Numpy's default, linear method
-may also differ by part of the gap between neighbouring order statistics, which vanishes as
-the count grows.) Means, standard deviations, maxima, value-target rates and correlations
-are exact up to float64 rounding.
+1/128 of a bin to that: bin positions near 65,536 and beyond are rounded to 2^-7). (Numpy's
+default, linear method may also differ by part of the gap between neighbouring order
+statistics, which vanishes as the count grows.) Maxima and value-target rates are exact;
+means, standard deviations and correlations are exact up to single-precision rounding of each
+block's sums (about 1e-6 relative).
 """
 
 from __future__ import annotations
