@@ -7,8 +7,10 @@ expiry an ``abort`` hook kills the call's connection, which ends the stuck read 
 ``SlateRepository``). Around each dependency:
 
 - a **bulkhead**: at most ``DEPENDENCY_CONCURRENCY`` calls of a worker at once; a call that
-  finds no free slot within BULKHEAD_WAIT_SECONDS fails at once, so a frozen dependency holds
-  a share of the request threads and never all of them (``/health`` always has one);
+  finds every slot taken waits while the calls in them are quick (a busy host), and fails at
+  once when one has been running for BULKHEAD_SLOW_CALL_SECONDS (a slow dependency), so a
+  frozen dependency holds a share of the request threads and never all of them (``/health``
+  always has one);
 - a **circuit breaker**: after ``BREAKER_FAILURE_THRESHOLD`` failures in a row it opens and
   calls fail at once for ``BREAKER_RESET_SECONDS``; then one trial call is let through (half
   open): its success closes the breaker, its failure opens it again. Opening and closing are
@@ -35,9 +37,13 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# How long a call may wait for a free slot of its bulkhead: healthy calls take milliseconds,
-# so a wait this long means the dependency is slow and the call should fail now, not queue.
-BULKHEAD_WAIT_SECONDS = 0.05
+# A call in a bulkhead slot this old means the dependency is slow: callers without a slot fail
+# at once. Healthy calls take milliseconds, and under full CPU load tens of milliseconds.
+BULKHEAD_SLOW_CALL_SECONDS = 0.5
+# No caller waits longer than this for a slot, whatever the ages of the calls in them.
+BULKHEAD_MAX_WAIT_SECONDS = 1.0
+# How often a waiting caller looks at the ages of the calls in the slots.
+BULKHEAD_POLL_SECONDS = 0.01
 
 
 class DependencyUnavailableError(Exception):
@@ -62,42 +68,71 @@ class DeadlineExceededError(DependencyUnavailableError):
 
 
 class Bulkhead:
-    """At most ``permits`` calls at once; the others fail after a short wait."""
+    """At most ``permits`` calls at once; a caller waits for a slot while the calls in them move.
 
-    def __init__(self, name: str, permits: int, wait_seconds: float = BULKHEAD_WAIT_SECONDS):
+    A full bulkhead with young calls is a busy, healthy dependency (on a loaded host a call can
+    lose the CPU for tens of milliseconds): the caller waits. Once the oldest call in a slot has
+    run for ``slow_call_seconds`` the dependency is slow, and a caller without a slot fails at
+    once rather than queue behind it; no caller waits more than ``max_wait_seconds``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        permits: int,
+        slow_call_seconds: float = BULKHEAD_SLOW_CALL_SECONDS,
+        max_wait_seconds: float = BULKHEAD_MAX_WAIT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.name = name
         self.permits = permits
-        self._wait = wait_seconds
+        self._slow_call = slow_call_seconds
+        self._max_wait = max_wait_seconds
+        self._clock = clock
         self._slots = threading.BoundedSemaphore(permits)
         self._lock = threading.Lock()
-        self._in_use = 0
+        self._started: dict[int, float] = {}  # slot ticket -> when its call took it
+        self._tickets = 0
 
     @property
     def in_use(self) -> int:
         """Slots taken now."""
-        return self._in_use
+        return len(self._started)
 
-    def acquire(self) -> None:
-        """Take a slot or raise :class:`BulkheadFullError`; pair with :meth:`release`."""
-        if not self._slots.acquire(timeout=self._wait):
-            raise BulkheadFullError(self.name, f"all {self.permits} call slots are busy")
+    def _oldest_call_age(self) -> float:
         with self._lock:
-            self._in_use += 1
+            oldest = min(self._started.values(), default=None)
+        return 0.0 if oldest is None else self._clock() - oldest
 
-    def release(self) -> None:
-        """Give a slot back."""
+    def acquire(self) -> int:
+        """Take a slot and return its ticket, or raise :class:`BulkheadFullError`."""
+        waited_from = self._clock()
+        while not self._slots.acquire(timeout=BULKHEAD_POLL_SECONDS):
+            if self._oldest_call_age() >= self._slow_call:
+                raise BulkheadFullError(
+                    self.name, f"all {self.permits} call slots are held by slow calls"
+                )
+            if self._clock() - waited_from >= self._max_wait:
+                raise BulkheadFullError(self.name, f"all {self.permits} call slots are busy")
         with self._lock:
-            self._in_use -= 1
+            self._tickets += 1
+            self._started[self._tickets] = self._clock()
+            return self._tickets
+
+    def release(self, ticket: int) -> None:
+        """Give the slot of ``ticket`` back."""
+        with self._lock:
+            del self._started[ticket]
         self._slots.release()
 
     @contextmanager
     def slot(self) -> Iterator[None]:
         """A slot for the duration of a block."""
-        self.acquire()
+        ticket = self.acquire()
         try:
             yield
         finally:
-            self.release()
+            self.release(ticket)
 
 
 class BreakerState(str, Enum):

@@ -99,9 +99,8 @@ def _fail() -> None:
     raise RuntimeError("down")
 
 
-def test_a_full_bulkhead_refuses_within_its_short_wait_and_does_not_count_as_a_failure():
-    clock = FakeClock()
-    dependency = Dependency("dep", Bulkhead("dep", 1, wait_seconds=0.05), _breaker(clock, 1))
+def _hold_a_slot(dependency: Dependency) -> tuple[threading.Thread, threading.Event]:
+    """A thread in one of the dependency's slots until the returned event is set."""
     inside, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -111,14 +110,49 @@ def test_a_full_bulkhead_refuses_within_its_short_wait_and_does_not_count_as_a_f
     holder = threading.Thread(target=lambda: dependency.call(hold, failures=(RuntimeError,)))
     holder.start()
     assert inside.wait(5)
+    return holder, release
+
+
+def test_a_full_bulkhead_of_quick_calls_makes_a_caller_wait_not_fail():
+    # A busy, healthy dependency: the slot frees within the slow-call age, so the caller gets it.
+    dependency = Dependency(
+        "dep", Bulkhead("dep", 1, slow_call_seconds=2.0), _breaker(FakeClock(), 1)
+    )
+    holder, release = _hold_a_slot(dependency)
+    threading.Timer(0.3, release.set).start()
     started = time.monotonic()
-    with pytest.raises(BulkheadFullError):
+    assert dependency.call(lambda: 1, failures=(RuntimeError,)) == 1
+    assert 0.25 <= time.monotonic() - started < 1.5
+    holder.join(5)
+
+
+def test_a_bulkhead_held_by_a_slow_call_refuses_at_once_and_does_not_count_as_a_failure():
+    dependency = Dependency(
+        "dep", Bulkhead("dep", 1, slow_call_seconds=0.2), _breaker(FakeClock(), 1)
+    )
+    holder, release = _hold_a_slot(dependency)
+    time.sleep(0.3)  # the call in the slot is now a slow one
+    started = time.monotonic()
+    with pytest.raises(BulkheadFullError, match="slow calls"):
         dependency.call(lambda: 1, failures=(RuntimeError,))
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 0.1
     release.set()
     holder.join(5)
     assert state(dependency.breaker) is BreakerState.CLOSED
     assert dependency.call(lambda: 2, failures=(RuntimeError,)) == 2
+    assert dependency.bulkhead.in_use == 0
+
+
+def test_no_caller_waits_for_a_slot_longer_than_the_maximum():
+    bulkhead = Bulkhead("dep", 1, slow_call_seconds=60, max_wait_seconds=0.3)
+    dependency = Dependency("dep", bulkhead, _breaker(FakeClock(), 1))
+    holder, release = _hold_a_slot(dependency)
+    started = time.monotonic()
+    with pytest.raises(BulkheadFullError, match="busy"):
+        dependency.call(lambda: 1, failures=(RuntimeError,))
+    assert 0.3 <= time.monotonic() - started < 1.0
+    release.set()
+    holder.join(5)
 
 
 def test_a_call_past_its_deadline_is_aborted_and_the_caller_is_free_at_the_deadline():
