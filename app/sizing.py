@@ -56,7 +56,7 @@ def blas_threads(cpus: int, workers: int, job_threads: int) -> int:
 
     One, unless there are more CPUs than job threads in all (then the spare ones are shared).
     One job alone gains nothing from a second BLAS thread on this workload (its matrix
-    products are small: a team's players by 4096 scenarios), measured in docs/benchmarks.md (Targets).
+    products are small: a team's players by 4096 scenarios): docs/benchmarks.md, Targets.
     """
     running_at_once = max(1, workers * max(job_threads, 1))  # intake-only: per worker
     return max(1, cpus // running_at_once)
