@@ -48,6 +48,9 @@ class Gunicorn:
     port: int = field(default_factory=free_port)
     keep_output: bool = True
     process: subprocess.Popen[bytes] | None = None
+    # Where this run's output begins in stdout_path: an instance restarted on the same port
+    # appends to the file of the one before.
+    output_offset: int = 0
 
     @property
     def stdout_path(self) -> Path:
@@ -75,6 +78,8 @@ class Gunicorn:
             "BIND": f"127.0.0.1:{self.port}",
         }
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.stdout_path.exists():
+            self.output_offset = self.stdout_path.stat().st_size
         self.process = spawn(
             [sys.executable, "-m", "gunicorn", "-c", self.config],
             self.stdout_path if self.keep_output else None,
@@ -151,9 +156,11 @@ class Gunicorn:
             os.killpg(self.pid, signal.SIGKILL)
 
     def output(self) -> str:
-        """Everything the process wrote to stdout and stderr, when kept."""
+        """Everything this run of the process wrote to stdout and stderr, when kept."""
         if self.keep_output and self.stdout_path.exists():
-            return self.stdout_path.read_text(errors="replace")
+            with self.stdout_path.open("rb") as out:
+                out.seek(self.output_offset)
+                return out.read().decode(errors="replace")
         return ""
 
     def output_tail(self, chars: int = 3000) -> str:
