@@ -7,13 +7,14 @@ hook, and when, is written down in docs/operations.md.
 import logging
 import math
 import os
+import signal
 from typing import cast
 
 from flask import Flask
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
 
-from app import lifecycle
+from app import activity, lifecycle
 from app.config import Settings
 from app.logging_setup import build_logging_config
 
@@ -24,14 +25,17 @@ bind = [_settings.bind]
 workers = _settings.web_concurrency
 # gthread finishes in-flight and keep-alive requests on shutdown, and a slow dependency check
 # holds one thread, not the whole worker.
-worker_class = "gthread"
+worker_class = "app.gunicorn_worker.DrainingThreadWorker"
 threads = 8
 # Seconds a worker may go without a heartbeat to the master before it is killed and replaced.
 timeout = 30
 keepalive = 5
-# The master SIGKILLs workers this long after the signal; it bounds request drain plus job
-# drain together, so it exceeds SHUTDOWN_TIMEOUT_SECONDS by a margin for hand-back and exit.
-graceful_timeout = math.ceil(_settings.shutdown_timeout_seconds) + 10
+# The master SIGKILLs workers this long after the signal. It bounds the lame duck, the request
+# drain and the job drain together, all counted from the signal, so it exceeds the longer of
+# SHUTDOWN_TIMEOUT_SECONDS and SHUTDOWN_LAME_DUCK_SECONDS by a margin for hand-back and exit.
+graceful_timeout = (
+    math.ceil(max(_settings.shutdown_timeout_seconds, _settings.shutdown_lame_duck_seconds)) + 10
+)
 # gunicorn's control socket sits at one path per user; instances sharing a host would collide,
 # and operations go through signals and HTTP.
 control_socket_disable = True
@@ -45,8 +49,10 @@ _log = logging.getLogger("gunicorn.error")
 
 
 def on_starting(server: Arbiter) -> None:
-    """In the master, before the first fork: make the instance ID every worker inherits."""
+    """In the master, before the first fork: make what every worker inherits (instance ID,
+    the instance's shared request activity)."""
     lifecycle.master_instance_id()
+    activity.instance_activity()
 
 
 def post_worker_init(worker: Worker) -> None:
@@ -55,6 +61,12 @@ def post_worker_init(worker: Worker) -> None:
         cast(Flask, worker.wsgi),
         instance_id=lifecycle.master_instance_id(),
         master_heartbeat=lifecycle.heartbeat_through(worker.tmp.fileno()),
+        activity=activity.instance_activity(),
+        server=lifecycle.ServerControl(
+            stop_serving=lambda: worker.handle_exit(signal.SIGTERM, None),
+            refuse_keep_alive=lambda: worker.cfg.set("keepalive", 0),
+            master_listening=lambda: lifecycle.master_holds_listeners(worker.ppid, worker.sockets),
+        ),
     )
 
 

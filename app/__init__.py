@@ -13,7 +13,7 @@ from flask import Flask, Response
 from flask.json.provider import JSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import correlation, errors
+from app import correlation, errors, lifecycle
 from app.config import Settings, redis_password
 from app.connections import create_neo4j_driver, create_redis
 from app.health.checks import ReadinessChecker
@@ -132,6 +132,7 @@ def create_app(config: Settings | None = None) -> Flask:
     app.extensions[EXTENSION_KEY] = build_services(settings)
     app.extensions[EXTENSION_KEY].numeric_threads = numeric_threads
     correlation.init_app(app)
+    lifecycle.init_app(app)
     errors.register_error_handlers(app)
     for blueprint in (health_blueprint, jobs_blueprint, slates_blueprint, openapi_blueprint):
         app.register_blueprint(blueprint)

@@ -66,6 +66,7 @@ class Settings:
     job_heartbeat_seconds: float = 5.0
     job_sweep_seconds: float = 5.0
     shutdown_timeout_seconds: float = 90.0
+    shutdown_lame_duck_seconds: float = 30.0
     dependency_timeout_seconds: float = 3.0
     dependency_concurrency: int = 4
     breaker_failure_threshold: int = 5
@@ -222,6 +223,7 @@ _SPECS = (
     _Spec("JOB_HEARTBEAT_SECONDS", "job_heartbeat_seconds", _seconds(0.1, 3600)),
     _Spec("JOB_SWEEP_SECONDS", "job_sweep_seconds", _seconds(0.1, 3600)),
     _Spec("SHUTDOWN_TIMEOUT_SECONDS", "shutdown_timeout_seconds", _seconds(0, 3600)),
+    _Spec("SHUTDOWN_LAME_DUCK_SECONDS", "shutdown_lame_duck_seconds", _seconds(0, 600)),
     _Spec("DEPENDENCY_TIMEOUT_SECONDS", "dependency_timeout_seconds", _seconds(0.1, 60)),
     _Spec("DEPENDENCY_CONCURRENCY", "dependency_concurrency", _integer(1, 64)),
     _Spec("BREAKER_FAILURE_THRESHOLD", "breaker_failure_threshold", _integer(1, 1000)),

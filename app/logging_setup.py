@@ -32,10 +32,9 @@ from pythonjsonlogger.json import JsonFormatter
 
 from app.config import Settings
 from app.correlation import current_ids
+from app.health import PROBE_PATHS
 from app.timestamps import iso_utc
 
-# Paths of orchestrator probes: their access lines go to DEBUG so a probe a second cannot flood.
-PROBE_PATHS = frozenset({"/health", "/ready"})
 CORRELATION_FIELDS = ("request_id", "user_id", "job_id")
 # Attributes every LogRecord has; anything else on a record came from ``extra=`` and is context.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}

@@ -13,6 +13,7 @@ import redis
 from flask import current_app
 from neo4j import Driver
 
+from app.activity import Activity
 from app.config import Settings
 from app.health.checks import ReadinessChecker
 from app.jobs.runner import JobRunner
@@ -48,6 +49,11 @@ class Services:
     shutting_down: threading.Event = field(default_factory=threading.Event)
     shutdown_began_at: float | None = None  # time.monotonic() of the shutdown signal
     shutdown_reason: str | None = None  # the signal's name, or "worker exit"
+    # When requests and readiness probes last came (the instance's, under gunicorn), and how
+    # long the lame duck lasted and what ended it (see lifecycle).
+    activity: Activity = field(default_factory=Activity)
+    lame_duck_seconds: float | None = None
+    lame_duck_ended_by: str | None = None
     # Threads numpy's BLAS and OpenMP pools may use in this process (app.sizing).
     numeric_threads: int = 1
     # Tells the gunicorn master this worker is alive while it drains (see lifecycle).

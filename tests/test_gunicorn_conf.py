@@ -30,7 +30,13 @@ def _load_conf(monkeypatch, **env: str) -> ModuleType:
 def test_graceful_timeout_covers_the_job_drain(monkeypatch):
     conf = _load_conf(monkeypatch, SHUTDOWN_TIMEOUT_SECONDS="90")
     assert conf.graceful_timeout > 90
-    assert conf.worker_class == "gthread" and conf.wsgi_app == "app.wsgi:app"
+    assert conf.worker_class == "app.gunicorn_worker.DrainingThreadWorker"
+    assert conf.wsgi_app == "app.wsgi:app"
+
+
+def test_graceful_timeout_covers_a_lame_duck_longer_than_the_drain(monkeypatch):
+    conf = _load_conf(monkeypatch, SHUTDOWN_TIMEOUT_SECONDS="10", SHUTDOWN_LAME_DUCK_SECONDS="60")
+    assert conf.graceful_timeout > 60
 
 
 def test_bind_and_workers_come_from_the_environment(monkeypatch):
@@ -64,7 +70,9 @@ def test_worker_exit_in_the_worker_drains_its_app(monkeypatch):
     assert drained == [(app,)]
 
 
-@pytest.mark.parametrize("variable", ["SHUTDOWN_TIMEOUT_SECONDS", "WEB_CONCURRENCY"])
+@pytest.mark.parametrize(
+    "variable", ["SHUTDOWN_TIMEOUT_SECONDS", "SHUTDOWN_LAME_DUCK_SECONDS", "WEB_CONCURRENCY"]
+)
 def test_a_bad_setting_stops_gunicorn_at_start(monkeypatch, variable):
     with pytest.raises(ValueError, match=variable):
         _load_conf(monkeypatch, **{variable: "not-a-number"})
