@@ -13,12 +13,22 @@ from __future__ import annotations
 
 import errno
 import socket
+from types import FrameType
 
 from gunicorn.workers.gthread import ThreadWorker
 
 
 class DrainingThreadWorker(ThreadWorker):
     """ThreadWorker whose shutdown accepts the listen queue, then closes the listeners."""
+
+    def handle_quit(self, sig: int, frame: FrameType | None) -> None:
+        """SIGINT/SIGQUIT while the worker boots, before app.lifecycle's handlers are in place.
+
+        gthread's own handler shuts the thread pool down and raises SystemExit wherever the
+        worker is; inside a thread start that surfaces as an exception, the boot fails (exit
+        code 3) and the master halts. A Ctrl-C then should stop gracefully, as SIGTERM does.
+        """
+        self.handle_exit(sig, frame)
 
     def set_accept_enabled(self, enabled: bool | None) -> None:
         """As gthread's; when the worker is stopping, drain and close the listeners too."""

@@ -102,12 +102,12 @@ def start_worker(
     svc.master_heartbeat = master_heartbeat
     if activity is not None:
         svc.activity = activity
+    for signum in SHUTDOWN_SIGNALS:  # first: a signal from now on begins a graceful shutdown
+        signal.signal(signum, _shutdown_handler(app))
     svc.runner.start(instance_id)
     threading.Thread(
         target=_serve_as_lame_duck, args=(app, server), name="lame-duck", daemon=True
     ).start()
-    for signum in SHUTDOWN_SIGNALS:
-        signal.signal(signum, _shutdown_handler(app))
 
 
 def _shutdown_handler(app: Flask) -> Callable[[int, FrameType | None], None]:
