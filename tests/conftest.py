@@ -6,9 +6,11 @@ Redis database 1 so they never touch the data of `make run` (database 0).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+import hypothesis
 import pytest
 import redis
 from flask import Flask
@@ -27,6 +29,11 @@ from tests.support.services import ServicesNotConfigured
 from tests.support.services import service_env as local_service_env
 
 TEST_REDIS_DB = 1
+
+# Property tests (tests/test_hostile_input.py): in CI a fixed seed and no example database, so
+# a run is reproducible from its log; locally a random seed and .hypothesis/ (not in git).
+hypothesis.settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+hypothesis.settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
 @pytest.fixture(scope="session")

@@ -63,7 +63,7 @@ def new_job_id(now_ms: int | None = None) -> str:
 
 def parse_job_id(text: str) -> ULID:
     """Parse a job ID, raising JobIdSyntaxError when it is not a ULID."""
-    if len(text) != 26:
+    if len(text) != 26 or not text.isascii():  # upper() maps some non-ASCII letters to ASCII
         raise JobIdSyntaxError(text)
     try:
         return ULID.from_str(text.upper())

@@ -13,6 +13,7 @@ from ulid import ULID
 
 from app.correlation import sane_token
 from app.errors import InvalidJobId, InvalidJson, UnsupportedMediaType, ValidationFailed
+from app.inputs import ascii_integer, ascii_token
 from app.jobs.ids import JobIdSyntaxError, parse_job_id
 from app.jobs.store import LISTABLE_STATES, JobState
 
@@ -66,18 +67,23 @@ def parse_submission(body: dict[str, Any], *, max_scenarios: int) -> dict[str, A
         if name not in body:
             raise ValidationFailed(f"{name} is required", field=name)
     slate_id = body["slate_id"]
-    if not isinstance(slate_id, str) or not _SLATE_ID.fullmatch(slate_id):
-        raise ValidationFailed(
-            "slate_id must be a string of 1-128 letters, digits, '.', '_', ':' or '-'",
-            field="slate_id",
-        )
     submission = {
-        "slate_id": slate_id,
+        "slate_id": parse_slate_id(slate_id),
         "scenario_count": _integer(body, "scenario_count", 1, max_scenarios),
     }
     if "seed" in body:
         submission["seed"] = _integer(body, "seed", 0, MAX_SEED)
     return submission
+
+
+def parse_slate_id(value: object) -> str:
+    """Validate a slate ID, from a JSON field or a path segment (ASCII slug, 1-128 chars)."""
+    if not isinstance(value, str) or ascii_token(value, _SLATE_ID) is None:
+        raise ValidationFailed(
+            "slate_id must be a string of 1-128 ASCII letters, digits, '.', '_', ':' or '-'",
+            field="slate_id",
+        )
+    return value
 
 
 def fingerprint(submission: dict[str, Any]) -> str:
@@ -90,7 +96,7 @@ def parse_idempotency_key(value: str | None) -> str | None:
     """Validate the Idempotency-Key header (1-128 visible ASCII characters)."""
     if value is None:
         return None
-    if not _IDEMPOTENCY_KEY.fullmatch(value):
+    if ascii_token(value, _IDEMPOTENCY_KEY) is None:
         raise ValidationFailed(
             "Idempotency-Key must be 1-128 visible ASCII characters", field="Idempotency-Key"
         )
@@ -133,12 +139,12 @@ def parse_list_query(args: dict[str, str]) -> tuple[JobState | None, int, str | 
         state = JobState(args["state"])
     limit = DEFAULT_LIST_LIMIT
     if "limit" in args:
-        text = args["limit"]
-        if not text.isdigit() or not 1 <= int(text) <= MAX_LIST_LIMIT:
+        parsed = ascii_integer(args["limit"], low=1, high=MAX_LIST_LIMIT)
+        if parsed is None:
             raise ValidationFailed(
-                f"limit must be an integer from 1 to {MAX_LIST_LIMIT}", field="limit"
+                f"limit must be an integer from 1 to {MAX_LIST_LIMIT} in digits 0-9", field="limit"
             )
-        limit = int(text)
+        limit = parsed
     cursor = decode_cursor(args["cursor"]) if "cursor" in args else None
     return state, limit, cursor
 

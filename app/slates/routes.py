@@ -10,14 +10,12 @@ from app.errors import (
     SlateStoreUnavailable,
     error_response,
 )
+from app.jobs.validation import parse_slate_id
 from app.resilience import DependencyUnavailableError
 from app.services import services
 from app.slates.repository import SlateStoreUnavailableError
 
 blueprint = Blueprint("slates", __name__)
-
-# Longest part of a requested slate id echoed back in an error message.
-MAX_ECHOED_ID_CHARS = 128
 
 
 @blueprint.errorhandler(SlateStoreUnavailableError)
@@ -45,8 +43,7 @@ def list_slates() -> Response:
 @blueprint.get("/slates/<slate_id>")
 def get_slate(slate_id: str) -> Response:
     """One slate with its games, teams and players, exactly as a simulation job reads it."""
-    slate = services().slates.load_slate(slate_id)
+    slate = services().slates.load_slate(parse_slate_id(slate_id))
     if slate is None:
-        shown = slate_id[:MAX_ECHOED_ID_CHARS]
-        raise SlateNotFound(f"slate {shown!r} does not exist; GET /slates lists the slates")
+        raise SlateNotFound(f"slate {slate_id!r} does not exist; GET /slates lists the slates")
     return jsonify(slate)

@@ -49,11 +49,12 @@ def test_an_unknown_slate_is_a_404_naming_it(client):
     assert "nba-1999-01-01-main" in error["message"]
 
 
-def test_a_very_long_unknown_id_is_echoed_truncated(client):
-    slate_id = "x" * 300
-    error = _assert_error(client.get(f"/slates/{slate_id}"), 404, "slate_not_found")
+def test_an_unknown_id_is_echoed_and_one_no_slate_can_have_is_a_400(client):
+    error = _assert_error(client.get(f"/slates/{'x' * 128}"), 404, "slate_not_found")
     assert "x" * 128 in error["message"]
-    assert "x" * 129 not in error["message"]
+    for impossible in ("x" * 129, "%C5%BF" * 3, "a%20b"):  # too long, non-ASCII, a space
+        error = _assert_error(client.get(f"/slates/{impossible}"), 400, "validation_error")
+        assert error["field"] == "slate_id"
 
 
 def test_neo4j_down_is_a_503_with_retry_after(settings: Settings):
