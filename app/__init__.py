@@ -14,7 +14,7 @@ from flask.json.provider import JSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import correlation, errors, lifecycle
-from app.config import Settings, redis_password
+from app.config import Settings, url_secrets
 from app.connections import create_neo4j_driver, create_redis
 from app.health.checks import ReadinessChecker
 from app.health.routes import blueprint as health_blueprint
@@ -98,7 +98,7 @@ def build_services(settings: Settings) -> Services:
         create_redis(settings, retries=0),
         slates,
         timeout_seconds=settings.dependency_timeout_seconds,
-        secrets=(settings.neo4j_password, redis_password(settings.redis_url)),
+        secrets=(settings.neo4j_password, *url_secrets(settings.redis_url)),
     )
     return Services(
         settings=settings,
@@ -145,4 +145,6 @@ def create_app(config: Settings | None = None) -> Flask:
             app.wsgi_app, x_for=count, x_proto=count
         )
     logger.info("app created", extra={"version": __version__, "settings": settings.redacted()})
+    for warning in settings.warnings():
+        logger.warning(warning)
     return app

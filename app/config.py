@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from app.sizing import default_workers, usable_cpus
 
@@ -22,32 +22,59 @@ REDACTED = "***"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 # Neo4j URI schemes the official driver accepts.
 NEO4J_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
-_BIND_RE = re.compile(r"^(unix:.+|[^\s:]*:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5})$")
+_BIND_RE = re.compile(r"^(unix:.+|[^\s:]*:[0-9]{1,5}|\[[0-9a-fA-F:]+\]:[0-9]{1,5})$")
+_ASCII_INTEGER = re.compile(r"[0-9]{1,19}")
+_ASCII_SECONDS = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
+# What RFC 3986 allows in a URL's user:password without encoding; anything else (#, ?, /, @,
+# a space, a lone %, non-ASCII) makes URL parsers cut the URL elsewhere than the operator meant.
+_USERINFO = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:]|%[0-9A-Fa-f]{2})*")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
+# A job's TTL below this plus the lease throws away results of the longest jobs we document
+# (1M scenarios of the 494-player slate: about 10 s of one CPU; 60 s leaves room for a slower
+# CPU or a larger slate).
+LONGEST_DOCUMENTED_JOB_SECONDS = 60
+# Ten years: far below what Redis can hold (milliseconds in a signed 64-bit integer), far above
+# any retention a user needs.
+MAX_JOB_TTL_SECONDS = 315_360_000
 
 
 class ConfigError(ValueError):
     """A configuration variable is missing or invalid; the message names it."""
 
 
+def _credentials_span(url: str) -> tuple[int, int] | None:
+    """Where a URL's user:password lies: from after ``://`` to the last ``@``, by position.
+
+    Found without parsing the URL, so an unencoded ``#``, ``?``, ``/`` or ``@`` in a password
+    cannot move the boundary the way it moves a parser's.
+    """
+    start = url.find("://")
+    at = url.rfind("@")
+    if start < 0 or at < start + 3:
+        return None
+    return start + 3, at
+
+
 def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced, so it can be logged or shown."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return REDACTED
-    if parts.password is None:
-        return url
-    userinfo = f"{parts.username}:{REDACTED}" if parts.username else f":{REDACTED}"
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
+    """``url`` with everything between ``://`` and the last ``@`` replaced, and any
+    ``password=`` query value, so it can be logged or shown whether or not it parses."""
+    span = _credentials_span(url)
+    if span is not None:
+        url = url[: span[0]] + REDACTED + url[span[1] :]
+    return _QUERY_PASSWORD.sub(lambda match: match.group(1) + REDACTED, url)
 
 
-def redis_password(url: str) -> str:
-    """The password inside a Redis URL, or an empty string."""
-    try:
-        return urlsplit(url).password or ""
-    except ValueError:
-        return ""
+def url_secrets(url: str) -> tuple[str, ...]:
+    """Every form in which a URL's password may show up in an error text: as written in the
+    URL, percent-decoded, and the whole user:password part (for the sanitiser of /ready)."""
+    span = _credentials_span(url)
+    found: list[str] = []
+    if span is not None:
+        userinfo = url[span[0] : span[1]]
+        password = userinfo.partition(":")[2] or userinfo
+        found += [userinfo, password, unquote(password)]
+    found += [match.group(0).partition("=")[2] for match in _QUERY_PASSWORD.finditer(url)]
+    return tuple(secret for secret in dict.fromkeys(found) if len(secret) >= 3)
 
 
 @dataclass(frozen=True)
@@ -94,16 +121,43 @@ class Settings:
         return settings
 
     def _check_consistency(self) -> None:
+        """Settings that are each valid but break one another; the message names both."""
         if not self.neo4j_password:
             raise ConfigError(
                 "NEO4J_PASSWORD is required: set it to the password of NEO4J_USER "
                 "(`make services-up` writes one to .run/services.env)"
             )
-        if self.job_heartbeat_seconds >= self.job_lease_seconds:
+        lease = self.job_lease_seconds
+        beat = self.job_heartbeat_seconds
+        timeout = self.dependency_timeout_seconds
+        if beat >= lease / 2:
             raise ConfigError(
-                f"JOB_HEARTBEAT_SECONDS ({self.job_heartbeat_seconds}) must be below "
-                f"JOB_LEASE_SECONDS ({self.job_lease_seconds}), or leases lapse between beats"
+                f"JOB_HEARTBEAT_SECONDS ({beat:g}) must be below half of JOB_LEASE_SECONDS "
+                f"({lease}), so that a lease survives one missed beat"
             )
+        if timeout > lease / 3:
+            raise ConfigError(
+                f"DEPENDENCY_TIMEOUT_SECONDS ({timeout:g}) must be at most a third of "
+                f"JOB_LEASE_SECONDS ({lease}), so that a lease renewal and its retry fit in it"
+            )
+        if beat + 2 * timeout >= lease:
+            raise ConfigError(
+                f"JOB_HEARTBEAT_SECONDS ({beat:g}) + 2 x DEPENDENCY_TIMEOUT_SECONDS ({timeout:g}) "
+                f"must be below JOB_LEASE_SECONDS ({lease}): a renewal that times out and is "
+                "retried would land after the lease lapsed"
+            )
+
+    def warnings(self) -> list[str]:
+        """Settings that work but may surprise; logged at start-up as WARNING."""
+        shortest_useful_ttl = self.job_lease_seconds + LONGEST_DOCUMENTED_JOB_SECONDS
+        if self.job_ttl_seconds < shortest_useful_ttl:
+            return [
+                f"JOB_TTL_SECONDS ({self.job_ttl_seconds}) is shorter than JOB_LEASE_SECONDS "
+                f"({self.job_lease_seconds}) + the longest documented job "
+                f"({LONGEST_DOCUMENTED_JOB_SECONDS} s): a long job's record and result may "
+                "expire before or soon after it completes"
+            ]
+        return []
 
     def redacted(self) -> dict[str, Any]:
         """Settings as a dict that is safe to log: no password, none inside a URL."""
@@ -127,15 +181,15 @@ class _Spec:
     parse: Callable[[str, str], Any]
 
 
-def _integer(low: int, high: int | None = None) -> Callable[[str, str], int]:
-    accepted = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+def _integer(low: int, high: int) -> Callable[[str, str], int]:
+    accepted = f"an integer from {low} to {high}, in digits 0-9"
 
     def parse(variable: str, raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{variable}={raw!r} is not valid: expected {accepted}") from None
-        if value < low or (high is not None and value > high):
+        text = raw.strip()
+        if not _ASCII_INTEGER.fullmatch(text):
+            raise ConfigError(f"{variable}={raw!r} is not valid: expected {accepted}")
+        value = int(text)
+        if not low <= value <= high:
             raise ConfigError(f"{variable}={raw!r} is out of range: expected {accepted}")
         return value
 
@@ -143,13 +197,13 @@ def _integer(low: int, high: int | None = None) -> Callable[[str, str], int]:
 
 
 def _seconds(low: float, high: float) -> Callable[[str, str], float]:
-    accepted = f"a number of seconds from {low:g} to {high:g}"
+    accepted = f"a number of seconds from {low:g} to {high:g}, such as 2 or 0.5"
 
     def parse(variable: str, raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{variable}={raw!r} is not valid: expected {accepted}") from None
+        text = raw.strip()
+        if not _ASCII_SECONDS.fullmatch(text):
+            raise ConfigError(f"{variable}={raw!r} is not valid: expected {accepted}")
+        value = float(text)
         if not low <= value <= high:
             raise ConfigError(f"{variable}={raw!r} is out of range: expected {accepted}")
         return value
@@ -160,6 +214,14 @@ def _seconds(low: float, high: float) -> Callable[[str, str], float]:
 def _url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
     def parse(variable: str, raw: str) -> str:
         value = raw.strip()
+        span = _credentials_span(value)
+        if span is not None and not _USERINFO.fullmatch(value[span[0] : span[1]]):
+            raise ConfigError(
+                f"{variable} is not valid: its user or password holds characters that URL "
+                "parsers split on (such as #, ?, /, @, %, a space or non-ASCII); percent-encode "
+                "them, e.g. python3 -c 'import sys, urllib.parse; "
+                "print(urllib.parse.quote(sys.argv[1], safe=\"\"))' 'the-password'"
+            )
         try:
             parts = urlsplit(value)
             has_host = bool(parts.hostname) or parts.scheme == "unix"
@@ -215,7 +277,7 @@ _SPECS = (
     _Spec("NEO4J_URI", "neo4j_uri", _url(NEO4J_SCHEMES)),
     _Spec("NEO4J_USER", "neo4j_user", _text),
     _Spec("NEO4J_PASSWORD", "neo4j_password", _secret),
-    _Spec("JOB_TTL_SECONDS", "job_ttl_seconds", _integer(1)),
+    _Spec("JOB_TTL_SECONDS", "job_ttl_seconds", _integer(1, MAX_JOB_TTL_SECONDS)),
     _Spec("JOB_CONCURRENCY", "job_concurrency", _integer(0, 64)),
     _Spec("JOB_MAX_SCENARIOS", "job_max_scenarios", _integer(1, 100_000_000)),
     _Spec("JOB_MAX_ATTEMPTS", "job_max_attempts", _integer(1, 100)),
@@ -230,7 +292,7 @@ _SPECS = (
     _Spec("BREAKER_RESET_SECONDS", "breaker_reset_seconds", _seconds(0.1, 3600)),
     _Spec("LOG_LEVEL", "log_level", _log_level),
     _Spec("LOG_FILE", "log_file", _optional_path),
-    _Spec("LOG_MAX_BYTES", "log_max_bytes", _integer(1024)),
+    _Spec("LOG_MAX_BYTES", "log_max_bytes", _integer(1024, 1 << 40)),
     _Spec("LOG_BACKUP_COUNT", "log_backup_count", _integer(0, 1000)),
     _Spec("BIND", "bind", _bind),
     _Spec("WEB_CONCURRENCY", "web_concurrency", _integer(1, 64)),

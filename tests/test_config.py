@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 
-from app.config import VARIABLES, ConfigError, Settings, redact_url
+from app.config import VARIABLES, ConfigError, Settings, redact_url, url_secrets
 from app.sizing import default_workers, usable_cpus
+from tests.support.gunicorn import REPO_ROOT
+from tests.support.secrets import HOSTILE_PASSWORDS, password_pieces
 
 BASE = {"NEO4J_PASSWORD": "s3cret-neo"}
 
@@ -53,14 +57,19 @@ def test_missing_neo4j_password_names_the_variable():
         ("REDIS_URL", "http://localhost:6379", "REDIS_URL.*schemes redis, rediss, unix"),
         ("REDIS_URL", "not a url", "REDIS_URL"),
         ("NEO4J_URI", "http://localhost:7474", "NEO4J_URI.*bolt"),
-        ("JOB_TTL_SECONDS", "0", "JOB_TTL_SECONDS.*integer >= 1"),
+        ("JOB_TTL_SECONDS", "0", "JOB_TTL_SECONDS.*integer from 1 to 315360000"),
+        ("JOB_TTL_SECONDS", "100000000000000000", "JOB_TTL_SECONDS.*out of range"),
+        ("JOB_TTL_SECONDS", "\u0665", "JOB_TTL_SECONDS.*digits 0-9"),
+        ("JOB_LEASE_SECONDS", "1_5", "JOB_LEASE_SECONDS.*not valid"),
+        ("DEPENDENCY_TIMEOUT_SECONDS", "nan", "DEPENDENCY_TIMEOUT_SECONDS.*not valid"),
+        ("DEPENDENCY_TIMEOUT_SECONDS", "1e1", "DEPENDENCY_TIMEOUT_SECONDS.*not valid"),
         ("JOB_TTL_SECONDS", "seven days", "JOB_TTL_SECONDS.*not valid"),
         ("JOB_CONCURRENCY", "-1", "JOB_CONCURRENCY.*from 0 to 64"),
         ("JOB_MAX_SCENARIOS", "0", "JOB_MAX_SCENARIOS"),
         ("SHUTDOWN_TIMEOUT_SECONDS", "abc", "SHUTDOWN_TIMEOUT_SECONDS.*seconds"),
         ("DEPENDENCY_TIMEOUT_SECONDS", "0", "DEPENDENCY_TIMEOUT_SECONDS.*from 0.1 to 60"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL.*DEBUG, INFO, WARNING, ERROR, CRITICAL"),
-        ("LOG_MAX_BYTES", "10", "LOG_MAX_BYTES.*>= 1024"),
+        ("LOG_MAX_BYTES", "10", "LOG_MAX_BYTES.*from 1024 to"),
         ("LOG_BACKUP_COUNT", "x", "LOG_BACKUP_COUNT"),
         ("BIND", "8000", "BIND.*HOST:PORT"),
         ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY.*from 1 to 64"),
@@ -72,9 +81,71 @@ def test_bad_value_fails_with_a_message_naming_the_variable(variable, value, exp
         Settings.from_env({**BASE, variable: value})
 
 
-def test_heartbeat_must_be_shorter_than_the_lease():
-    with pytest.raises(ConfigError, match="JOB_HEARTBEAT_SECONDS"):
-        Settings.from_env({**BASE, "JOB_LEASE_SECONDS": "5", "JOB_HEARTBEAT_SECONDS": "5"})
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        # A heartbeat of half the lease or more: one missed beat and the lease lapses.
+        ({"JOB_LEASE_SECONDS": "10", "JOB_HEARTBEAT_SECONDS": "5"}, ["JOB_HEARTBEAT_SECONDS"]),
+        # A renewal that waits the whole timeout, then its retry, outlives a short lease.
+        (
+            {
+                "JOB_LEASE_SECONDS": "6",
+                "JOB_HEARTBEAT_SECONDS": "1",
+                "DEPENDENCY_TIMEOUT_SECONDS": "2.5",
+            },
+            ["DEPENDENCY_TIMEOUT_SECONDS"],
+        ),
+        (
+            {
+                "JOB_LEASE_SECONDS": "9",
+                "JOB_HEARTBEAT_SECONDS": "4",
+                "DEPENDENCY_TIMEOUT_SECONDS": "3",
+            },
+            ["JOB_HEARTBEAT_SECONDS", "DEPENDENCY_TIMEOUT_SECONDS"],
+        ),
+    ],
+)
+def test_settings_that_break_each_other_fail_naming_both(settings, named):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**BASE, **settings})
+    for variable in (*named, "JOB_LEASE_SECONDS"):
+        assert variable in str(caught.value)
+
+
+def test_the_defaults_and_the_tests_fast_timings_hold_together():
+    Settings.from_env(BASE)
+    Settings.from_env(
+        {**BASE, "JOB_LEASE_SECONDS": "9", "JOB_HEARTBEAT_SECONDS": "0.5"}
+    )  # tests/e2e/conftest.py
+
+
+def test_a_ttl_shorter_than_a_long_job_starts_with_a_warning():
+    assert Settings.from_env(BASE).warnings() == []
+    warnings = Settings.from_env({**BASE, "JOB_TTL_SECONDS": "5"}).warnings()
+    assert len(warnings) == 1
+    assert "JOB_TTL_SECONDS" in warnings[0] and "JOB_LEASE_SECONDS" in warnings[0]
+
+
+@pytest.mark.parametrize("password", HOSTILE_PASSWORDS)
+def test_an_unencoded_password_is_refused_without_showing_any_of_it(password):
+    url = f"redis://:{password}@cache.internal:6379/0"
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**BASE, "REDIS_URL": url})
+    message = str(caught.value)
+    assert "REDIS_URL" in message and "percent-encode" in message
+    for piece in password_pieces(password):
+        assert piece not in message, (piece, message)
+    assert redact_url(url) == "redis://***@cache.internal:6379/0"
+
+
+@pytest.mark.parametrize("password", HOSTILE_PASSWORDS)
+def test_a_percent_encoded_password_is_accepted_and_never_shown(password):
+    encoded = quote(password, safe="")
+    settings = Settings.from_env({**BASE, "REDIS_URL": f"redis://app:{encoded}@cache:6379/0"})
+    shown = " ".join((repr(settings), str(settings), str(settings.redacted())))
+    for piece in (*password_pieces(password), encoded):
+        assert piece not in shown
+    assert password in url_secrets(settings.redis_url)  # so /ready's sanitiser knows it
 
 
 def test_every_documented_variable_is_read():
@@ -105,7 +176,7 @@ def test_repr_and_redacted_never_show_passwords():
     for text in (repr(settings), str(settings), str(settings.redacted())):
         assert "neo-pw-123" not in text
         assert "redis-pw-456" not in text
-    assert settings.redacted()["redis_url"] == "redis://app:***@cache:6379/0"
+    assert settings.redacted()["redis_url"] == "redis://***@cache:6379/0"
 
 
 def test_an_invalid_url_error_does_not_echo_its_password():
@@ -118,10 +189,24 @@ def test_an_invalid_url_error_does_not_echo_its_password():
     ("url", "expected"),
     [
         ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
-        ("redis://:pw@host:6379/0", "redis://:***@host:6379/0"),
-        ("rediss://user:pw@host/2?ssl=1", "rediss://user:***@host/2?ssl=1"),
-        ("bolt://neo4j:pw@host:7687", "bolt://neo4j:***@host:7687"),
+        ("redis://:pw@host:6379/0", "redis://***@host:6379/0"),
+        ("rediss://user:pw@host/2?ssl=1", "rediss://***@host/2?ssl=1"),
+        ("bolt://neo4j:pw@host:7687", "bolt://***@host:7687"),
+        # Unencoded separators in a password: the boundary is the last @, not the parser's.
+        ("redis://:s3cr#et@host:6379/0", "redis://***@host:6379/0"),
+        ("redis://:a/b?c@d@host:6379/0", "redis://***@host:6379/0"),
+        ("unix:///run/redis.sock?db=0&password=pw", "unix:///run/redis.sock?db=0&password=***"),
+        ("not a url at all", "not a url at all"),
     ],
 )
 def test_redact_url(url, expected):
     assert redact_url(url) == expected
+
+
+def test_the_readme_table_gives_every_variable_its_accepted_values():
+    readme = (REPO_ROOT / "README.md").read_text()
+    rows = [line.split(" | ") for line in readme.splitlines() if line.startswith("| `")]
+    table = {row[0][3:-1]: row for row in rows if row[0][3:-1] in VARIABLES}
+    assert set(table) == set(VARIABLES)
+    for variable, row in table.items():
+        assert len(row) == 4 and row[2].strip(), variable  # variable, default, accepted, meaning

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
+import subprocess
+import sys
 from types import ModuleType, SimpleNamespace
 
 import pytest
@@ -14,6 +16,7 @@ from app.correlation import new_id
 from app.jobs.ids import new_job_id
 from app.jobs.store import JobState
 from tests.support.gunicorn import REPO_ROOT
+from tests.support.secrets import HOSTILE_PASSWORDS, password_pieces
 
 
 def _load_conf(monkeypatch, **env: str) -> ModuleType:
@@ -108,3 +111,24 @@ def test_masters_sharing_a_host_name_and_pid_hand_back_only_their_own_jobs(
     conf.on_exit(master)  # the first master exits
     assert store.get(jobs[0]).state is JobState.PENDING
     assert store.get(jobs[1]).state is JobState.RUNNING
+
+
+def test_gunicorn_refuses_an_unencoded_password_at_start_without_printing_it():
+    password = HOSTILE_PASSWORDS[-1]  # every separator at once
+    env = {
+        **os.environ,
+        "REDIS_URL": f"redis://app:{password}@cache.internal:6379/0",
+        "NEO4J_PASSWORD": "unused",
+    }
+    started = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = started.stdout + started.stderr
+    assert started.returncode != 0 and "percent-encode" in output
+    for piece in password_pieces(password):
+        assert piece not in output, piece

@@ -15,7 +15,7 @@ from tests.support.toxiproxy import Proxy, ToxiproxyServer
 
 # Short timings so crash recovery and drains are observed in seconds, not minutes.
 FAST_JOB_TIMINGS = {
-    "JOB_LEASE_SECONDS": "3",
+    "JOB_LEASE_SECONDS": "9",
     "JOB_HEARTBEAT_SECONDS": "0.5",
     "JOB_SWEEP_SECONDS": "0.5",
 }

@@ -97,7 +97,7 @@ def test_slate_reads_under_a_frozen_neo4j_fail_fast_and_liveness_answers(frozen_
 
 
 def test_a_job_on_a_frozen_neo4j_is_handed_back_within_the_deadline(frozen_neo4j):
-    server, proxy = frozen_neo4j(JOB_LEASE_SECONDS="5", JOB_HEARTBEAT_SECONDS="0.5")
+    server, proxy = frozen_neo4j(JOB_LEASE_SECONDS="6", JOB_HEARTBEAT_SECONDS="0.5")
     job_id = server.request("POST", "/jobs", JOB).body["id"]
     longest, since, deadline = 0.0, None, time.monotonic() + 10
     while time.monotonic() < deadline:

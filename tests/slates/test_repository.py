@@ -43,7 +43,11 @@ RETURN kind, sum(total) AS total ORDER BY kind
 @pytest.fixture(scope="module")
 def settings_for_tests(service_env: dict[str, str]) -> Settings:
     return Settings.from_env(
-        {**service_env, "DEPENDENCY_TIMEOUT_SECONDS": str(TEST_TIMEOUT_SECONDS)}
+        {
+            **service_env,
+            "DEPENDENCY_TIMEOUT_SECONDS": str(TEST_TIMEOUT_SECONDS),
+            "JOB_LEASE_SECONDS": str(int(TEST_TIMEOUT_SECONDS * 3) + 5),  # a third at most
+        }
     )
 
 
