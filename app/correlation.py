@@ -18,8 +18,13 @@ from contextvars import ContextVar, Token
 from flask import Flask, Response, g, request
 from ulid import ULID
 
+from app.inputs import ascii_token
+
 REQUEST_ID_HEADER = "X-Request-ID"
 USER_ID_HEADER = "X-User-ID"
+# The X-User-ID the app accepted, left in the WSGI environ for the access line, which gunicorn
+# writes after the request context is gone. Absent when the header was missing or invalid.
+USER_ID_ENVIRON = "slatesim.user_id"
 
 # What we accept from a client as an ID: covers nginx's $request_id and ULIDs, nothing that
 # could break a log line or a header (no spaces, quotes or control characters).
@@ -46,9 +51,7 @@ def new_id() -> str:
 
 def sane_token(value: str | None) -> str | None:
     """Return ``value`` when it is a safe ID token, else ``None``."""
-    if value is not None and _SANE_TOKEN.fullmatch(value):
-        return value
-    return None
+    return ascii_token(value, _SANE_TOKEN)
 
 
 def current_ids() -> dict[str, str | None]:
@@ -70,6 +73,8 @@ def bound_ids(**ids: str | None) -> Iterator[None]:
 def _bind_request_ids() -> None:
     request_id = sane_token(request.headers.get(REQUEST_ID_HEADER)) or new_id()
     user_id = sane_token(request.headers.get(USER_ID_HEADER))
+    if user_id is not None:
+        request.environ[USER_ID_ENVIRON] = user_id
     g.correlation_tokens = (request_id_var.set(request_id), user_id_var.set(user_id))
 
 

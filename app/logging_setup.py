@@ -31,11 +31,13 @@ from concurrent_log_handler import ConcurrentRotatingFileHandler
 from pythonjsonlogger.json import JsonFormatter
 
 from app.config import Settings
-from app.correlation import current_ids
+from app.correlation import USER_ID_ENVIRON, current_ids
 from app.health import PROBE_PATHS
 from app.timestamps import iso_utc
 
 CORRELATION_FIELDS = ("request_id", "user_id", "job_id")
+# gunicorn's access atom for a WSGI environ entry: ``{name}e``.
+_USER_ID_ATOM = "{" + USER_ID_ENVIRON + "}e"
 # Attributes every LogRecord has; anything else on a record came from ``extra=`` and is context.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 # Request headers the access log may show; Authorization, Cookie and the rest are never logged.
@@ -85,9 +87,9 @@ class AccessLogFormatter(JsonLineFormatter):
         request_id = atoms.get("{x-request-id}o")
         if request_id:
             log_data["request_id"] = request_id
-        user_id = atoms.get("{x-user-id}i")
+        user_id = atoms.get(_USER_ID_ATOM)  # the one the app accepted, never the raw header
         if user_id and "user_id" not in log_data:
-            log_data["user_id"] = str(user_id)[:64]
+            log_data["user_id"] = user_id
         log_data["message"] = f"{atoms.get('m')} {atoms.get('U')} {atoms.get('s')}"
         log_data["context"] = {
             "method": atoms.get("m"),

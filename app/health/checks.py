@@ -25,20 +25,39 @@ from app.timestamps import iso_utc
 _MAX_ERROR_CHARS = 160
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 _PATH = re.compile(r"(?<![\w.])/[\w.\-/]+")
+# host:port, [v6]:port, a bare IPv4 address, then any dotted name (a host name or an FQDN).
 _ADDRESS = re.compile(
-    r"\[?[0-9a-f:.]*[0-9a-f]\]?:\d{2,5}\b|\b(?:\d{1,3}\.){3}\d{1,3}\b", re.IGNORECASE
+    r"\[[0-9a-f:.]*\]:\d{1,5}\b|[\w.-]+:\d{1,5}\b|\b(?:\d{1,3}\.){3}\d{1,3}\b", re.IGNORECASE
 )
+_HOST = re.compile(r"\b[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9_-]+)+\b", re.IGNORECASE)
+# redis-py: "Error -2 connecting to redis-primary.internal:6379. Name or service not known."
+_REDIS_CONNECT = re.compile(r"^Error -?\d+ (?:connecting to|while) .*?\. (?P<reason>[^.]+)\.?$")
+
+
+def _short_reason(error: BaseException) -> str:
+    """The part of an error's text that says what went wrong, not where."""
+    strerror = getattr(error, "strerror", None)
+    if isinstance(strerror, str) and strerror:
+        return strerror
+    message = str(error)
+    connect = _REDIS_CONNECT.match(message)
+    return connect.group("reason") if connect else message
 
 
 def sanitize_error(error: BaseException, secrets: tuple[str, ...] = ()) -> str:
-    """``Class: message`` with URLs, addresses, paths and known secrets removed."""
-    message = str(error)
+    """``Class: reason``, without URLs, addresses, host names, paths or known secrets.
+
+    /ready is for operators and balancers: it says which dependency failed and how, not where
+    it lives (docs/operations.md).
+    """
+    message = _short_reason(error)
     for secret in secrets:
         if secret:
             message = message.replace(secret, "***")
     message = _URL.sub("<url>", message)
     message = _ADDRESS.sub("<address>", message)
     message = _PATH.sub("<path>", message)
+    message = _HOST.sub("<host>", message)
     text = f"{type(error).__name__}: {message}".strip().rstrip(":")
     return text[:_MAX_ERROR_CHARS]
 

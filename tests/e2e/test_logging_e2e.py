@@ -75,3 +75,26 @@ def test_every_line_is_json_and_the_request_id_reaches_the_job(gunicorn, tmp_pat
         for line in logfile
         if line["logger"] == "gunicorn.access" and line["context"]["path"] in ("/health", "/ready")
     ]
+
+
+def test_the_access_line_names_only_a_user_id_the_app_accepted(gunicorn):
+    # A spoofed or malformed X-User-ID is refused with 400; its access line must not carry it.
+    server = gunicorn()
+    body = {"slate_id": "nba-2026-11-28-main", "scenario_count": 10}
+    sent = {
+        "accepted": ("alice", 202),
+        "rejected": ("admin\u00a0root", 400),  # a no-break space: not a token
+        "rejected-too-long": ("x" * 65, 400),
+    }
+    for request_id, (user_id, status) in sent.items():
+        headers = {"X-Request-ID": request_id, "X-User-ID": user_id}
+        assert server.request("POST", "/jobs", body, headers=headers).status == status
+    server.stop()
+    access = {
+        line["request_id"]: line
+        for line in _lines(server.log_file.read_text())
+        if line["logger"] == "gunicorn.access"
+    }
+    assert access["accepted"]["user_id"] == "alice"
+    assert "user_id" not in access["rejected"]
+    assert "user_id" not in access["rejected-too-long"]

@@ -149,3 +149,12 @@ def test_bodies_up_to_the_limit_reach_the_app_and_larger_ones_get_413(proxied):
     assert reached.status == 400 and reached.body["error"]["field"] == "padding"
     too_large = request(nginx.port, "POST", "/jobs", raw_body=at_limit + b" ")
     assert too_large.status == 413
+
+
+def test_probes_are_served_to_the_internal_networks_only(proxied):
+    # 127.0.0.1 stands for the balancer; 127.0.0.3 is outside the example's allow lines.
+    _, nginx = proxied
+    for path in ("/health", "/ready"):
+        assert request(nginx.port, "GET", path).status == 200
+        assert request(nginx.port, "GET", path, source=CLIENT_ADDRESS).status == 403
+    assert request(nginx.port, "GET", "/jobs?limit=1", source=CLIENT_ADDRESS).status == 200

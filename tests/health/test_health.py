@@ -6,16 +6,20 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import pytest
 import redis
 
 from app import create_app
 from app.config import Settings
+from app.logging_setup import flush_logs
 from app.services import EXTENSION_KEY
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.secrets import HOSTILE_PASSWORDS, password_pieces
 
 
 @pytest.fixture
@@ -154,6 +158,38 @@ def test_a_dependency_that_never_answers_is_down_within_the_bound(settings, hang
     application.extensions[EXTENSION_KEY].close()
 
 
+def test_ready_names_no_host_or_port_of_a_failing_dependency(settings):
+    # /ready is read by balancers and whoever reaches them: which dependency failed and how,
+    # never where it lives.
+    closed = free_port()
+    host = "redis-primary.prod.invalid"
+    cases = [
+        {
+            "redis_url": f"redis://{host}:6379/0",
+            "neo4j_uri": f"bolt://neo4j-core.prod.invalid:{closed}",
+        },
+        {"redis_url": f"redis://127.0.0.1:{closed}/0", "neo4j_uri": f"bolt://127.0.0.1:{closed}"},
+    ]
+    for overrides in cases:
+        application, client = _app(settings, dependency_timeout_seconds=1.0, **overrides)
+        response = client.get("/ready")
+        body = response.get_data(as_text=True)
+        checks = response.get_json()["checks"]
+        assert response.status_code == 503
+        assert checks["redis"]["status"] == "down" and checks["neo4j"]["status"] == "down"
+        assert checks["redis"]["error"].startswith("ConnectionError: ")
+        for leak in (
+            "prod.invalid",
+            "redis-primary",
+            "neo4j-core",
+            "127.0.0.1",
+            str(closed),
+            "6379",
+        ):
+            assert leak not in body, (leak, body)
+        application.extensions[EXTENSION_KEY].close()
+
+
 def test_shutting_down_is_503(app, client):
     app.extensions[EXTENSION_KEY].shutting_down.set()
     response = client.get("/ready")
@@ -185,6 +221,27 @@ def test_passwords_never_appear_in_ready_bodies(settings, own_redis):
             assert secret not in body
     healthy.extensions[EXTENSION_KEY].close()
     failing.extensions[EXTENSION_KEY].close()
+
+
+@pytest.mark.parametrize("password", HOSTILE_PASSWORDS)
+def test_a_hostile_password_never_shows_when_redis_refuses_it_later(settings, password):
+    # Valid (percent-encoded) at start-up; the Redis behind it has no such password, so every
+    # call fails with AUTH errors: in /ready, in a submission's 503, and in the log file.
+    encoded = quote(password, safe="")
+    local = urlsplit(settings.redis_url)
+    url = f"redis://app:{encoded}@{local.hostname}:{local.port}/1"  # a user: WRONGPASS
+    application, client = _app(settings, redis_url=url, dependency_timeout_seconds=1.0)
+    bodies = [
+        client.get("/ready").get_data(as_text=True),
+        client.post("/jobs", json={"slate_id": "s", "scenario_count": 1}).get_data(as_text=True),
+    ]
+    assert '"down"' in bodies[0]
+    application.extensions[EXTENSION_KEY].close()
+    flush_logs()
+    logged = Path(settings.log_file).read_text()
+    for text in (*bodies, logged):
+        for piece in (*password_pieces(password), encoded):
+            assert piece not in text, piece
 
 
 def test_a_healthy_probe_reuses_its_connection_and_sends_three_pipelined_commands(
