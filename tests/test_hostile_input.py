@@ -42,7 +42,11 @@ def header_value(text: str) -> str:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | any_text,
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)  # JSON has neither
+    | any_text,
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(any_text, children, max_size=4)
     ),
