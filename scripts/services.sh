@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local Redis and Neo4j for development and tests, installed and started from nothing.
 #
-#   scripts/services.sh up|down|status [redis|neo4j]      (no service named = both)
+#   scripts/services.sh up|down|status [redis|neo4j|ha]   (no service named = redis and neo4j)
 #
 # Redis: Debian's redis-server (apt-get installs it when missing), our own instance on
 #   127.0.0.1:$SLATESIM_REDIS_PORT (default 16379); data, log and pid file in .run/redis/.
@@ -13,6 +13,10 @@
 # `up` reuses what already runs, waits until both answer, and writes .run/services.env
 # (REDIS_URL, NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD) for any shell or test to `source`.
 # `down` stops only what `up` started (by pid file). `status` exits non-zero when one is down.
+# ha: a Redis Sentinel topology for trying failover locally (scripts/redis-ha.sh: a primary,
+#   two replicas, three sentinels from $SLATESIM_REDIS_HA_PORT, default 16400, data in
+#   .run/redis-ha/); `up ha` writes .run/services-ha.env with its sentinel REDIS_URL and
+#   REDIS_MIN_REPLICAS=1, to source after .run/services.env.
 #
 # Tuning: SLATESIM_NEO4J_HEAP (default 512m), SLATESIM_NEO4J_PAGECACHE_MB (default 128),
 # SLATESIM_START_TIMEOUT (seconds to wait for a service, default 120),
@@ -329,9 +333,20 @@ status() {
   return $code
 }
 
-usage() { die "usage: scripts/services.sh up|down|status [redis|neo4j]"; }
+usage() { die "usage: scripts/services.sh up|down|status [redis|neo4j|ha]"; }
 
 (($# >= 1 && $# <= 2)) || usage
+if [[ "${2:-}" == ha ]]; then
+  mkdir -p "$RUN"
+  [[ "$1" == up ]] && redis_install
+  [[ "$1" =~ ^(up|down|status)$ ]] || usage
+  out=$(scripts/redis-ha.sh "$1" "$RUN/redis-ha")
+  if [[ "$1" == up ]]; then
+    printf 'export REDIS_URL=%s\nexport REDIS_MIN_REPLICAS=1\n' "$out" >"$RUN/services-ha.env"
+    say "settings in .run/services-ha.env (source it after .run/services.env)"
+  fi
+  exit 0
+fi
 case "${2:-both}" in
   both) services=(1 1) ;;
   redis) services=(1 0) ;;
