@@ -14,8 +14,8 @@ from flask.json.provider import JSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import correlation, errors, lifecycle
-from app.config import Settings, url_secrets
-from app.connections import create_neo4j_driver, create_redis
+from app.config import Settings, sentinel_target, url_secrets
+from app.connections import create_neo4j_driver, create_redis, create_store
 from app.health.checks import ReadinessChecker
 from app.health.routes import blueprint as health_blueprint
 from app.jobs.cli import jobs_cli
@@ -23,7 +23,6 @@ from app.jobs.routes import blueprint as jobs_blueprint
 from app.jobs.runner import JobRunner
 from app.jobs.service import JobService
 from app.jobs.simulation_job import simulation_job
-from app.jobs.store import JobStore
 from app.logging_setup import configure_logging
 from app.openapi import blueprint as openapi_blueprint
 from app.resilience import Bulkhead, CircuitBreaker, Dependency
@@ -85,7 +84,7 @@ def build_services(settings: Settings) -> Services:
     """Create the clients and services of one process; nothing connects yet."""
     redis_client = create_redis(settings)
     driver = create_neo4j_driver(settings)
-    store = JobStore(redis_client, ttl_seconds=settings.job_ttl_seconds)
+    store = create_store(settings, redis_client)
     dependencies = {name: _dependency(name, settings) for name in ("redis", "neo4j")}
     slates = SlateRepository(
         driver,
@@ -98,7 +97,16 @@ def build_services(settings: Settings) -> Services:
         create_redis(settings, retries=0),
         slates,
         timeout_seconds=settings.dependency_timeout_seconds,
-        secrets=(settings.neo4j_password, *url_secrets(settings.redis_url)),
+        secrets=(
+            settings.neo4j_password,
+            settings.redis_sentinel_password,
+            *url_secrets(settings.redis_url),
+        ),
+        replicas_required=(
+            settings.redis_min_replicas
+            if settings.redis_min_replicas or sentinel_target(settings.redis_url)
+            else None
+        ),
     )
     return Services(
         settings=settings,

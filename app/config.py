@@ -18,8 +18,12 @@ from app.sizing import default_workers, usable_cpus
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 REDACTED = "***"
-# Redis URL schemes redis-py understands; anything else is a typo we catch at start-up.
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+# Redis URL schemes redis-py understands, and ours for Sentinel; anything else is a typo we
+# catch at start-up.
+SENTINEL_SCHEME = "redis+sentinel"
+REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
+_SENTINEL_PATH = re.compile(r"/(?P<service>[A-Za-z0-9._-]{1,64})(?:/(?P<db>[0-9]{1,2}))?/?")
+_SENTINEL_HOST = re.compile(r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):(?P<port>[0-9]{1,5})")
 # Neo4j URI schemes the official driver accepts.
 NEO4J_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 _BIND_RE = re.compile(r"^(unix:.+|[^\s:]*:[0-9]{1,5}|\[[0-9a-fA-F:]+\]:[0-9]{1,5})$")
@@ -78,10 +82,47 @@ def url_secrets(url: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class SentinelTarget:
+    """What a ``redis+sentinel://`` URL names: the sentinels, the service, the database."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int
+    password: str | None  # the Redis servers' (percent-decoded), not the sentinels'
+
+
+def sentinel_target(url: str) -> SentinelTarget | None:
+    """Parse ``redis+sentinel://[:password@]host:port[,host:port...]/<service>[/<db>]``;
+    ``None`` for any other URL. Raises ValueError for a malformed sentinel URL."""
+    prefix = SENTINEL_SCHEME + "://"
+    if not url.startswith(prefix):
+        return None
+    rest = url[len(prefix) :]
+    password = None
+    span = _credentials_span(url)
+    if span is not None:
+        password = unquote(url[span[0] : span[1]].partition(":")[2]) or None
+        rest = url[span[1] + 1 :]
+    hosts_text, slash, path = rest.partition("/")
+    match = _SENTINEL_PATH.fullmatch(slash + path)
+    if not match:
+        raise ValueError("expected /<service-name>[/<db>] after the sentinels")
+    sentinels = []
+    for item in hosts_text.split(","):
+        host = _SENTINEL_HOST.fullmatch(item)
+        if not host or not 0 < int(host["port"]) < 65536:
+            raise ValueError("expected the sentinels as host:port[,host:port...]")
+        sentinels.append((host["host"].strip("[]"), int(host["port"])))
+    return SentinelTarget(tuple(sentinels), match["service"], int(match["db"] or 0), password)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of the service, validated; build it with :meth:`from_env`."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_sentinel_password: str = field(default="", repr=False)
+    redis_min_replicas: int = 0
     neo4j_uri: str = "bolt://127.0.0.1:7687"
     neo4j_user: str = "neo4j"
     neo4j_password: str = field(default="", repr=False)
@@ -149,20 +190,27 @@ class Settings:
 
     def warnings(self) -> list[str]:
         """Settings that work but may surprise; logged at start-up as WARNING."""
+        found = []
         shortest_useful_ttl = self.job_lease_seconds + LONGEST_DOCUMENTED_JOB_SECONDS
         if self.job_ttl_seconds < shortest_useful_ttl:
-            return [
+            found.append(
                 f"JOB_TTL_SECONDS ({self.job_ttl_seconds}) is shorter than JOB_LEASE_SECONDS "
                 f"({self.job_lease_seconds}) + the longest documented job "
                 f"({LONGEST_DOCUMENTED_JOB_SECONDS} s): a long job's record and result may "
                 "expire before or soon after it completes"
-            ]
-        return []
+            )
+        if self.redis_url.startswith(SENTINEL_SCHEME) and self.redis_min_replicas == 0:
+            found.append(
+                "REDIS_URL names sentinels but REDIS_MIN_REPLICAS is 0: a failover may lose "
+                "jobs acknowledged in the last moments before it; set REDIS_MIN_REPLICAS=1"
+            )
+        return found
 
     def redacted(self) -> dict[str, Any]:
         """Settings as a dict that is safe to log: no password, none inside a URL."""
         shown = dataclasses.asdict(self)
         shown["redis_url"] = redact_url(self.redis_url)
+        shown["redis_sentinel_password"] = REDACTED if self.redis_sentinel_password else ""
         shown["neo4j_uri"] = redact_url(self.neo4j_uri)
         shown["neo4j_password"] = REDACTED if self.neo4j_password else ""
         return shown
@@ -222,6 +270,15 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
                 "them, e.g. python3 -c 'import sys, urllib.parse; "
                 "print(urllib.parse.quote(sys.argv[1], safe=\"\"))' 'the-password'"
             )
+        if value.startswith(SENTINEL_SCHEME + "://") and SENTINEL_SCHEME in schemes:
+            try:
+                sentinel_target(value)
+            except ValueError as error:
+                raise ConfigError(
+                    f"{variable}={redact_url(value)!r} is not valid: {error} (a sentinel URL is "
+                    "redis+sentinel://[:password@]host:port[,host:port...]/<service>[/<db>])"
+                ) from None
+            return value
         try:
             parts = urlsplit(value)
             has_host = bool(parts.hostname) or parts.scheme == "unix"
@@ -274,6 +331,8 @@ def _bind(variable: str, raw: str) -> str:
 
 _SPECS = (
     _Spec("REDIS_URL", "redis_url", _url(REDIS_SCHEMES)),
+    _Spec("REDIS_SENTINEL_PASSWORD", "redis_sentinel_password", _secret),
+    _Spec("REDIS_MIN_REPLICAS", "redis_min_replicas", _integer(0, 10)),
     _Spec("NEO4J_URI", "neo4j_uri", _url(NEO4J_SCHEMES)),
     _Spec("NEO4J_USER", "neo4j_user", _text),
     _Spec("NEO4J_PASSWORD", "neo4j_password", _secret),

@@ -6,12 +6,16 @@ on a dependency and a dependency outage at start-up is reported by /ready, not b
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from neo4j import Driver, GraphDatabase
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
-from app.config import Settings
+from app.config import Settings, sentinel_target
+from app.jobs.store import JobStore
 
 # Connections a worker may hold: job threads, request threads and the sweeper share the pool.
 REDIS_MAX_CONNECTIONS = 32
@@ -24,15 +28,49 @@ REDIS_RETRIES = 1
 
 
 def create_redis(settings: Settings, *, retries: int = REDIS_RETRIES) -> redis.Redis:
-    """A Redis client whose every call is bounded by DEPENDENCY_TIMEOUT_SECONDS."""
+    """A Redis client whose every call is bounded by DEPENDENCY_TIMEOUT_SECONDS.
+
+    With a ``redis+sentinel://`` URL, the client is redis-py's Sentinel-managed one: each new
+    connection asks the sentinels where the primary is, and a connection to a primary that
+    has been demoted (READONLY) or lost is dropped, so the next call finds the new primary
+    without a restart.
+    """
     timeout = settings.dependency_timeout_seconds
-    return redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        max_connections=REDIS_MAX_CONNECTIONS,
-        retry=Retry(NoBackoff(), retries, supported_errors=(redis.ConnectionError,)),
-        decode_responses=True,
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "max_connections": REDIS_MAX_CONNECTIONS,
+        "retry": Retry(NoBackoff(), retries, supported_errors=(redis.ConnectionError,)),
+        "decode_responses": True,
+    }
+    target = sentinel_target(settings.redis_url)
+    if target is None:
+        return redis.Redis.from_url(settings.redis_url, **options)
+    sentinels = Sentinel(  # type: ignore[no-untyped-call]
+        list(target.sentinels),
+        sentinel_kwargs={
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "password": settings.redis_sentinel_password or None,
+        },
+    )
+    primary: redis.Redis = sentinels.master_for(  # type: ignore[no-untyped-call]
+        target.service, redis_class=redis.Redis, db=target.db, password=target.password, **options
+    )
+    return primary
+
+
+def create_store(settings: Settings, client: redis.Redis) -> JobStore:
+    """The job store on ``client``, with the retention and replica acknowledgement configured.
+
+    WAIT gets half of DEPENDENCY_TIMEOUT_SECONDS, so that its answer arrives well within the
+    call's own socket timeout.
+    """
+    return JobStore(
+        client,
+        ttl_seconds=settings.job_ttl_seconds,
+        min_replicas=settings.redis_min_replicas,
+        wait_timeout_ms=int(settings.dependency_timeout_seconds * 500),
     )
 
 

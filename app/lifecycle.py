@@ -35,9 +35,8 @@ from flask import Flask, request
 
 from app.activity import Activity
 from app.config import Settings
-from app.connections import create_redis
+from app.connections import create_redis, create_store
 from app.correlation import new_id
-from app.jobs.store import JobStore
 from app.logging_setup import flush_logs
 from app.services import EXTENSION_KEY, Services
 
@@ -269,7 +268,7 @@ def hand_back_instance_jobs(settings: Settings, *, instance_id: str) -> list[str
     """From the master at exit: requeue jobs still marked running by any of its workers."""
     client = create_redis(settings)
     try:
-        return JobStore(client, ttl_seconds=settings.job_ttl_seconds).release_instance(instance_id)
+        return create_store(settings, client).release_instance(instance_id)
     except redis.RedisError as error:
         logger.error("cannot hand back jobs at exit; lease recovery will: %s", type(error).__name__)
         return []

@@ -6,7 +6,14 @@ from urllib.parse import quote
 
 import pytest
 
-from app.config import VARIABLES, ConfigError, Settings, redact_url, url_secrets
+from app.config import (
+    VARIABLES,
+    ConfigError,
+    Settings,
+    redact_url,
+    sentinel_target,
+    url_secrets,
+)
 from app.sizing import default_workers, usable_cpus
 from tests.support.gunicorn import REPO_ROOT
 from tests.support.secrets import HOSTILE_PASSWORDS, password_pieces
@@ -210,3 +217,52 @@ def test_the_readme_table_gives_every_variable_its_accepted_values():
     assert set(table) == set(VARIABLES)
     for variable, row in table.items():
         assert len(row) == 4 and row[2].strip(), variable  # variable, default, accepted, meaning
+
+
+@pytest.mark.parametrize(
+    ("url", "sentinels", "service", "db", "password"),
+    [
+        ("redis+sentinel://127.0.0.1:26379/slatesim", [("127.0.0.1", 26379)], "slatesim", 0, None),
+        (
+            "redis+sentinel://:p%23w@s1:1,s2:2,[::1]:3/cache.main/4",
+            [("s1", 1), ("s2", 2), ("::1", 3)],
+            "cache.main",
+            4,
+            "p#w",
+        ),
+    ],
+)
+def test_a_sentinel_url_names_the_sentinels_the_service_and_the_database(
+    url, sentinels, service, db, password
+):
+    settings = Settings.from_env({**BASE, "REDIS_URL": url, "REDIS_MIN_REPLICAS": "1"})
+    target = sentinel_target(settings.redis_url)
+    assert target is not None
+    assert (list(target.sentinels), target.service, target.db, target.password) == (
+        sentinels,
+        service,
+        db,
+        password,
+    )
+    assert settings.warnings() == []
+    assert "p%23w" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://s1/slatesim",
+        "redis+sentinel://s1:1",
+        "redis+sentinel://s1:1,/x",
+        "redis+sentinel://s1:99999/x",
+    ],
+)
+def test_a_malformed_sentinel_url_is_refused_naming_the_form(url):
+    with pytest.raises(ConfigError, match=r"REDIS_URL.*redis\+sentinel://\[:password@\]host:port"):
+        Settings.from_env({**BASE, "REDIS_URL": url})
+
+
+def test_a_sentinel_url_without_replica_acknowledgement_starts_with_a_warning():
+    settings = Settings.from_env({**BASE, "REDIS_URL": "redis+sentinel://s1:1/slatesim"})
+    assert [w for w in settings.warnings() if "REDIS_MIN_REPLICAS" in w]
+    assert sentinel_target("redis://127.0.0.1:6379/0") is None

@@ -102,7 +102,11 @@ class ReadinessChecker:
         *,
         timeout_seconds: float,
         secrets: tuple[str, ...] = (),
+        replicas_required: int | None = None,
     ) -> None:
+        """``replicas_required``: show replication (the role of the server in use and its
+        replicas against this number); ``None`` leaves it out (a plain Redis, no WAIT)."""
+        self._replicas_required = replicas_required
         self._redis = redis_client
         self._slates = slates
         self._timeout = timeout_seconds
@@ -151,12 +155,18 @@ class ReadinessChecker:
         pipe = self._redis.pipeline(transaction=False)
         pipe.ping()
         depth = JobStore.queue_depth_commands(pipe)
+        replication = None
+        if self._replicas_required is not None:
+            replication = JobStore.replication_commands(pipe, self._replicas_required)
         if self.versions["redis"] is None:
             pipe.info("server")
         replies = pipe.execute()
         if self.versions["redis"] is None:
             self.versions["redis"] = replies[-1].get("redis_version")
-        return {"queue": depth(replies[1:3])}
+        details: dict[str, Any] = {"queue": depth(replies[1:3])}
+        if replication is not None:
+            details["replication"] = replication(replies[3])
+        return details
 
     def _check_neo4j(self) -> dict[str, Any]:
         info = self._slates.server_info()

@@ -69,6 +69,7 @@ def ready() -> tuple[Response, int]:
             name: {**check.to_dict(), **_breaker(svc, name)} for name, check in checks.items()
         },
         "queue": {**queue, "running_here": svc.runner.running_job_ids()},
+        **_replication(redis_check.details),
         "worker": {
             "pid": os.getpid(),
             "started_at": svc.started_at_iso,
@@ -77,3 +78,8 @@ def ready() -> tuple[Response, int]:
         "warnings": svc.runner.durability_warnings,
     }
     return _no_store(jsonify(body)), 200 if status == "ready" else 503
+
+
+def _replication(details: dict[str, Any]) -> dict[str, Any]:
+    """The primary in use and its replicas, when replica acknowledgement or Sentinel is on."""
+    return {"replication": details["replication"]} if "replication" in details else {}

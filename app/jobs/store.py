@@ -304,12 +304,34 @@ class NewJob:
     idempotency: tuple[str, str] | None = None  # (Idempotency-Key, body fingerprint)
 
 
-class JobStore:
-    """Every read and write of jobs in Redis. Thread-safe: share one per process."""
+class ReplicationUnconfirmed(redis.RedisError):
+    """Fewer replicas than REDIS_MIN_REPLICAS confirmed a write (``WAIT``) in time.
 
-    def __init__(self, client: redis.Redis, *, ttl_seconds: int) -> None:
+    The write may still be on the primary: callers treat it like a lost reply (a submission
+    may exist, a finish is sent again).
+    """
+
+
+class JobStore:
+    """Every read and write of jobs in Redis. Thread-safe: share one per process.
+
+    With ``min_replicas`` >= 1, every transition the service acknowledges (a submission, a
+    finish, a hand-back) is followed by ``WAIT min_replicas wait_timeout_ms`` in the same
+    round trip, and raises :class:`ReplicationUnconfirmed` unless enough replicas have it.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        ttl_seconds: int,
+        min_replicas: int = 0,
+        wait_timeout_ms: int = 0,
+    ) -> None:
         self._redis = client
         self._ttl_ms = ttl_seconds * 1000
+        self._min_replicas = min_replicas
+        self._wait_timeout_ms = wait_timeout_ms
         # What every script that declares these names gets: the keys shared by all jobs.
         shared = {
             "queue": QUEUE_KEY,
@@ -355,7 +377,9 @@ class JobStore:
         earlier job is returned (``existing``) or, for a different body, a ``conflict``.
         """
         new = NewJob(job_id, params, request_id, user_id, idempotency)
-        return self._submit_outcome(self._submit(*self._submit_call(new)))
+        if not self._min_replicas:
+            return self._submit_outcome(self._submit(*self._submit_call(new)))
+        return self.submit_many([new])[0]
 
     def submit_many(self, jobs: Iterable[NewJob]) -> list[SubmitOutcome]:
         """Submit ``jobs`` in one pipelined round trip (bulk loads, benchmarks)."""
@@ -365,7 +389,7 @@ class JobStore:
             for new in batch:
                 self._submit.queue(pipe, *self._submit_call(new))
 
-        replies = execute_with_scripts(self._redis, [self._submit], fill)
+        replies = self._confirmed([self._submit], fill)
         return [self._submit_outcome(reply) for reply in replies]
 
     def _submit_call(self, new: NewJob) -> tuple[dict[str, str], dict[str, Any], list[Any]]:
@@ -473,7 +497,7 @@ class JobStore:
             pipe.set(keys["staged_result"], result_json, px=min(STAGED_RESULT_MS, self._ttl_ms))
             self._finish.queue(pipe, keys, args, rest)
 
-        return Transition(execute_with_scripts(self._redis, [self._finish], fill)[-1])
+        return Transition(self._confirmed([self._finish], fill)[-1])
 
     def mark_failed(
         self, job_id: str, token: str, code: str, message: str, *, duration_ms: float
@@ -489,7 +513,9 @@ class JobStore:
     def _finish_attempt(
         self, job_id: str, token: str, state: JobState, fields: Mapping[str, Any]
     ) -> Transition:
-        return Transition(self._finish(*self._finish_call(job_id, token, state, fields)))
+        call = self._finish_call(job_id, token, state, fields)
+        replies = self._confirmed([self._finish], lambda pipe: self._finish.queue(pipe, *call))
+        return Transition(replies[0])
 
     def _finish_call(
         self, job_id: str, token: str, state: JobState, fields: Mapping[str, Any]
@@ -505,20 +531,62 @@ class JobStore:
 
     def release(self, job_id: str, token: str) -> Transition:
         """Hand the attempt ``token`` back: the job is pending again at its place in the queue."""
-        reply = self._release(keys={"job": job_key(job_id)}, args={"id": job_id, "token": token})
-        return Transition(reply)
+        keys, args = {"job": job_key(job_id)}, {"id": job_id, "token": token}
+        return Transition(
+            self._confirmed([self._release], lambda p: self._release.queue(p, keys, args))[0]
+        )
 
     def release_instance(self, instance: str) -> list[str]:
         """Hand back every job still running under ``instance`` (a gunicorn master that exits)."""
+        keys = {"handback": handback_key(instance)}
+        args = {"instance": instance, "handback_ttl_ms": min(HANDBACK_MEMORY_MS, self._ttl_ms)}
         return list(
-            self._release_instance(
-                keys={"handback": handback_key(instance)},
-                args={
-                    "instance": instance,
-                    "handback_ttl_ms": min(HANDBACK_MEMORY_MS, self._ttl_ms),
-                },
-            )
+            self._confirmed(
+                [self._release_instance], lambda p: self._release_instance.queue(p, keys, args)
+            )[0]
         )
+
+    def _confirmed(
+        self, scripts: Sequence[StoreScript], fill: Callable[[redis.client.Pipeline], None]
+    ) -> list[Any]:
+        """Run what ``fill`` queues in one round trip; with ``min_replicas``, WAIT for them in
+        the same round trip and raise ReplicationUnconfirmed when too few confirm in time."""
+        if not self._min_replicas:
+            return execute_with_scripts(self._redis, scripts, fill)
+
+        def fill_and_wait(pipe: redis.client.Pipeline) -> None:
+            fill(pipe)
+            pipe.wait(self._min_replicas, self._wait_timeout_ms)
+
+        *replies, confirmed = execute_with_scripts(self._redis, scripts, fill_and_wait)
+        if int(confirmed) < self._min_replicas:
+            raise ReplicationUnconfirmed(
+                f"{confirmed} of {self._min_replicas} replicas confirmed the write within "
+                f"{self._wait_timeout_ms} ms"
+            )
+        return replies
+
+    @staticmethod
+    def replication_commands(
+        pipe: redis.client.Pipeline, required: int
+    ) -> Callable[[Any], dict[str, Any]]:
+        """Queue ``INFO replication``; return the parser of its reply, for /ready: the role of
+        the server in use, an identity of the primary that holds no address (the first
+        characters of its replication ID, new after each failover), connected replicas, and
+        whether they meet ``required``."""
+        pipe.info("replication")
+
+        def parse(info: Any) -> dict[str, Any]:
+            connected = int(info.get("connected_slaves", 0))
+            return {
+                "role": "primary" if info.get("role") == "master" else "replica",
+                "primary_id": str(info.get("master_replid", ""))[:12],
+                "replicas_connected": connected,
+                "replicas_required": required,
+                "met": connected >= required,
+            }
+
+        return parse
 
     # --- upkeep --------------------------------------------------------------------------------
     def sweep(self, *, max_lost_attempts: int) -> SweepOutcome:

@@ -232,3 +232,24 @@ def test_listing_pages_newest_first_without_results(client):
 )
 def test_listing_rejects_bad_parameters(client, query, field):
     _assert_error(client.get(f"/jobs?{query}"), 400, "validation_error", field)
+
+
+def test_a_submission_no_replica_confirms_is_a_503_that_says_the_job_may_exist(settings):
+    # The test Redis has no replica, so REDIS_MIN_REPLICAS=1 is never met.
+    confirmed = create_app(
+        Settings(**{**vars(settings), "redis_min_replicas": 1, "dependency_timeout_seconds": 0.4})
+    )
+    response = _post(confirmed.test_client(), VALID, headers={"Idempotency-Key": "unconfirmed"})
+    _assert_error(response, 503, "store_unavailable")
+    assert "Retry-After" in response.headers
+    assert "may have been stored" in response.get_json()["error"]["message"]
+    assert "Idempotency-Key" in response.get_json()["error"]["message"]
+    ready = confirmed.test_client().get("/ready").get_json()
+    assert ready["replication"] == {
+        "role": "primary",
+        "primary_id": ready["replication"]["primary_id"],
+        "replicas_connected": 0,
+        "replicas_required": 1,
+        "met": False,
+    }
+    confirmed.extensions[EXTENSION_KEY].close()

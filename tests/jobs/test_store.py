@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter
 
+import pytest
 import redis
 
 from app.correlation import new_id
@@ -22,6 +23,7 @@ from app.jobs.store import (
     JobState,
     JobStore,
     NewJob,
+    ReplicationUnconfirmed,
     SubmitStatus,
     Transition,
     index_key,
@@ -464,3 +466,28 @@ def test_a_pipelined_transition_after_redis_forgot_its_scripts_loads_them_and_ap
     assert store.mark_complete(job_id, job.claim_token, '{"v": 1}', duration_ms=1).stored
     assert store.get(job_id).to_dict()["result"] == {"v": 1}
     assert redis_client.keys(f"{KEY_PREFIX}result:*:*") == []
+
+
+def test_an_acknowledged_transition_unconfirmed_by_replicas_raises_and_may_exist(
+    redis_client, store
+):
+    # The test Redis has no replica: WAIT 1 answers 0 after its timeout. The write itself is
+    # on the primary, which is why a refused submission "may exist".
+    acknowledged = JobStore(redis_client, ttl_seconds=3600, min_replicas=1, wait_timeout_ms=50)
+    job_id = new_job_id()
+    params = {"slate_id": "s", "scenario_count": 1, "seed": 1}
+    started = time.monotonic()
+    with pytest.raises(ReplicationUnconfirmed, match="0 of 1 replicas"):
+        acknowledged.submit(job_id, params, request_id=None, user_id=None)
+    assert time.monotonic() - started < 1.0
+    assert store.get(job_id) is not None
+    job = _claim(store)
+    for finish in (
+        lambda: acknowledged.mark_complete(job.id, job.claim_token, "{}", duration_ms=1),
+        lambda: acknowledged.release(job.id, job.claim_token),
+        lambda: acknowledged.release_instance("i"),
+    ):
+        with pytest.raises(ReplicationUnconfirmed):
+            finish()
+    # Without replica acknowledgement the same store answers as before.
+    assert store.mark_complete(job.id, job.claim_token, "{}", duration_ms=1).stored
