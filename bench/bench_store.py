@@ -39,6 +39,7 @@ from app.jobs.store import Job, JobStore
 from app.slates.demo_data import demo_slates
 from app.slates.simulation import simulate
 from bench.run import Figure, bench_database, part_main
+from bench.store_replication import measure_replication
 from bench.store_scale import BACKLOGS, GIB, measure_scale
 from tests.support.redis_server import RedisServer
 
@@ -307,6 +308,10 @@ def measure(args: argparse.Namespace, notes: list[str], raw: dict[str, Any]) -> 
         )
     except Exception as error:  # a benchmark reports what went wrong; it never fails a build
         notes.append(f"command counts did not complete: {error!r}")
+    try:
+        figures += measure_replication(notes, raw)
+    except Exception as error:  # a benchmark reports what went wrong; it never fails a build
+        notes.append(f"replication did not complete: {error!r}")
     try:
         scale = measure_scale(notes)
         raw["scale"] = scale
