@@ -28,6 +28,7 @@ import redis
 from app.jobs.store import JobStore, job_key
 from tests.support.gunicorn import Gunicorn
 from tests.support.http import Response
+from tests.support.load import ClientThreads
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -161,7 +162,7 @@ def test_a_lost_finish_reply_is_recognised_as_the_attempts_own_result(
 
 
 @dataclass
-class SteadyClients:
+class SteadyClients(ClientThreads):
     """Clients posting jobs at a steady pace, each logical submission under its own
     Idempotency-Key, retried (same key) on 503 and on connection errors."""
 
@@ -171,19 +172,9 @@ class SteadyClients:
     held: int = 0  # answers slower than the timeout: a reply was held, the submit re-sent
     refused: int = 0  # answers 503: the re-sent submit's reply was held too
     errors: list[Any] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    threads: list[threading.Thread] = field(default_factory=list)
 
-    def __enter__(self) -> SteadyClients:
-        self.threads = [threading.Thread(target=self._run) for _ in range(self.count)]
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(60)
+    def targets(self) -> list[Callable[[], None]]:
+        return [self._run] * self.count
 
     def _run(self) -> None:
         while not self.stop.is_set():

@@ -24,6 +24,7 @@ import pytest
 from tests.support.balancers import HAProxy, Nginx
 from tests.support.gunicorn import Gunicorn
 from tests.support.http import request
+from tests.support.load import ClientThreads
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
@@ -89,7 +90,7 @@ NGINX_VARIANTS = {
 
 
 @dataclass
-class Traffic:
+class Traffic(ClientThreads):
     """Clients posting jobs steadily and one polling GETs, through the balancer."""
 
     port: int
@@ -97,20 +98,9 @@ class Traffic:
     refused: int = 0  # 503 with Retry-After: allowed
     errors: list[Any] = field(default_factory=list)
     sent: int = 0
-    stop: threading.Event = field(default_factory=threading.Event)
-    threads: list[threading.Thread] = field(default_factory=list)
 
-    def __enter__(self) -> Traffic:
-        targets = [self._post] * CLIENTS + [self._poll]
-        self.threads = [threading.Thread(target=target) for target in targets]
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(60)
+    def targets(self) -> list[Callable[[], None]]:
+        return [self._post] * CLIENTS + [self._poll]
 
     def _send(self, method: str, path: str, body: Any = None) -> Any:
         self.sent += 1

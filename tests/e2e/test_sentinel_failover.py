@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ import pytest
 
 from tests.support.gunicorn import Gunicorn
 from tests.support.http import request
+from tests.support.load import ClientThreads
 from tests.support.redis_ha import RedisHA, free_port_block
 from tests.support.waiting import wait_until
 
@@ -62,7 +62,7 @@ def instance(gunicorn, ha) -> Callable[..., Gunicorn]:
 
 
 @dataclass
-class Submitters:
+class Submitters(ClientThreads):
     """Clients submitting steadily, each logical submission retried with its own
     Idempotency-Key until it is acknowledged (202, or 200 for a replay)."""
 
@@ -71,19 +71,9 @@ class Submitters:
     refusals: list[tuple[float, int]] = field(default_factory=list)  # (when, status)
     accepted_at: list[float] = field(default_factory=list)
     errors: list[Any] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    threads: list[threading.Thread] = field(default_factory=list)
 
-    def __enter__(self) -> Submitters:
-        self.threads = [threading.Thread(target=self._run) for _ in range(CLIENTS)]
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(120)
+    def targets(self) -> list[Callable[[], None]]:
+        return [self._run] * CLIENTS
 
     def _run(self) -> None:
         while not self.stop.is_set():
