@@ -92,6 +92,10 @@ class IdempotencyConflict(ApiError):
     status, code = 409, "idempotency_conflict"
 
 
+class JobFinished(ApiError):
+    status, code = 409, "job_finished"
+
+
 class StoreUnavailable(ApiError):
     status, code, retry_after = 503, "store_unavailable", RETRY_AFTER_SECONDS
 

@@ -47,3 +47,11 @@ def list_jobs() -> Response:
     """Jobs newest first, optionally of one state, paginated by an opaque cursor."""
     state, limit, after = parse_list_query(request.args.to_dict())
     return jsonify(services().jobs.list(state, limit=limit, after=after).to_dict())
+
+
+@blueprint.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str) -> tuple[Response, int]:
+    """Cancel a job: 200 when it is cancelled (now or before), 202 while a running one stops."""
+    user_id = parse_user_id(request.headers.get("X-User-ID"))
+    job, stopping = services().jobs.cancel(job_id, user_id=user_id)
+    return Response(job.to_json(), mimetype="application/json"), 202 if stopping else 200

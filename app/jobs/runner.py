@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -61,6 +62,10 @@ class JobDeferred(Exception):
     """The job cannot run now for a reason outside it (a dependency is down): hand it back."""
 
 
+class JobCancelled(Exception):
+    """The job was asked to stop (POST /jobs/<id>/cancel); raised at a chunk boundary."""
+
+
 class JobFailure(Exception):
     """A job cannot succeed; ``code`` is the stable code stored on the failed job."""
 
@@ -70,8 +75,21 @@ class JobFailure(Exception):
         self.message = message
 
 
-# A job body: takes the job's params, returns the result document or raises JobFailure.
+# A job body: takes the job's params, returns the result document or raises JobFailure. It
+# reports progress through the callable `progress_reporter()` gives it in its job thread.
 JobBody = Callable[[Mapping[str, Any]], dict[str, Any]]
+# Set in each job thread for the attempt it runs: record scenarios done, and stop when asked.
+_progress: ContextVar[Callable[[int], None] | None] = ContextVar("job_progress", default=None)
+# What a cancelled job records.
+CANCELLED_MESSAGE = "cancelled by request; no result was stored"
+
+
+def progress_reporter() -> Callable[[int], None] | None:
+    """The running attempt's progress callback: records scenarios done, and raises
+    JobCancelled once the job was asked to stop. None outside a job thread."""
+    return _progress.get()
+
+
 T = TypeVar("T")
 # What a job that raised something unexpected records; the traceback goes to the log only.
 UNEXPECTED_ERROR_MESSAGE = "the simulation failed unexpectedly; see the service log for this job_id"
@@ -87,6 +105,14 @@ class _Attempt:
     started: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
     lease_lost: bool = False
+    scenarios_done: int | None = None  # reported by the body after each chunk
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def report(self, scenarios_done: int) -> None:
+        """The body's progress callback: keep the count for the next heartbeat; stop if asked."""
+        self.scenarios_done = scenarios_done
+        if self.cancel.is_set():
+            raise JobCancelled(self.job_id)
 
 
 class JobRunner:
@@ -236,10 +262,12 @@ class JobRunner:
         attempt = _Attempt(job.id, job.attempts, job.claim_token)
         with self._lock:
             self._running[attempt.token] = attempt
+        reporting = _progress.set(attempt.report)
         try:
             with bound_ids(request_id=job.request_id, user_id=job.user_id, job_id=job.id):
                 return self._execute(job, attempt)
         finally:
+            _progress.reset(reporting)
             with self._lock:
                 self._running.pop(attempt.token, None)
             attempt.done.set()
@@ -263,6 +291,10 @@ class JobRunner:
                 lambda: self._store.release(job.id, attempt.token), "hand the job back"
             )
             return False
+        except JobCancelled:
+            logger.info("job cancelled", extra={"scenarios_done": attempt.scenarios_done})
+            self._fail(attempt, "cancelled", CANCELLED_MESSAGE, started)
+            return True
         except JobFailure as failure:
             code, message = failure.code, failure.message
             logger.warning("job failed", extra={"code": code, "error": message})
@@ -336,15 +368,17 @@ class JobRunner:
             attempts = {a.token: a for a in self._held_attempts()}
             if not attempts:
                 continue
-            held = [(a.job_id, a.token) for a in attempts.values()]
+            held = [(a.job_id, a.token, a.scenarios_done) for a in attempts.values()]
             try:
-                lost = self._store.renew_leases(
+                renewed = self._store.renew_leases(
                     held, lease_seconds=self._settings.job_lease_seconds
                 )
             except redis.RedisError as error:
                 logger.warning("cannot renew leases: %s", type(error).__name__)
                 continue
-            for token in lost:
+            for token in renewed.cancel_requested:
+                attempts[token].cancel.set()
+            for token in renewed.lost:
                 attempts[token].lease_lost = True
                 logger.warning(
                     "lease lost; another attempt may run this job",

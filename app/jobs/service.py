@@ -16,12 +16,13 @@ from app.errors import (
     DependencyUnavailable,
     IdempotencyConflict,
     JobExpired,
+    JobFinished,
     JobNotFound,
     ShuttingDown,
     StoreUnavailable,
 )
 from app.jobs.ids import new_job_id, was_issued_here
-from app.jobs.store import Job, JobState, JobStore, SubmitStatus
+from app.jobs.store import CancelStatus, Job, JobState, JobStore, SubmitStatus
 from app.jobs.validation import MAX_SEED, encode_cursor, fingerprint, parse_job_id_text
 from app.resilience import Dependency, DependencyUnavailableError
 
@@ -38,6 +39,7 @@ SUBMIT_UNAVAILABLE_MESSAGE = (
 
 
 STORE_UNAVAILABLE_MESSAGE = "the job store is unavailable; retry later"
+PENDING_CANCELLED_MESSAGE = "cancelled by request before it started"
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,21 @@ class JobService:
         if was_issued_here(job_id) and job_id.milliseconds <= time.time() * 1000 - retention_ms:
             raise JobExpired(str(job_id))
         raise JobNotFound(f"no job {job_id}")
+
+    def cancel(self, job_id_text: str, *, user_id: str | None) -> tuple[Job, bool]:
+        """Cancel a job: the record, and whether it is still running (asked to stop) or not."""
+        job_id = str(parse_job_id_text(job_id_text))
+        status = self._store_call(
+            lambda: self.store.cancel(job_id, user_id=user_id, message=PENDING_CANCELLED_MESSAGE)
+        )
+        if status is CancelStatus.MISSING:
+            self.get(job_id)  # raises what a GET would: 404, or 410 for an expired job
+        job = self.get(job_id)
+        if status is CancelStatus.FINISHED:
+            raise JobFinished(f"job {job_id} is already {job.state.value}; nothing to cancel")
+        if status is not CancelStatus.ALREADY:
+            logger.info("job cancel requested", extra={"job_id": job_id, "outcome": status.value})
+        return job, status is CancelStatus.REQUESTED
 
     def list(self, state: JobState | None, *, limit: int, after: str | None) -> JobPage:
         """A page of jobs, newest first, older than job ``after``."""

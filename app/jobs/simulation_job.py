@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.jobs.runner import JobBody, JobDeferred, JobFailure
+from app.jobs.runner import JobBody, JobDeferred, JobFailure, progress_reporter
 from app.resilience import DependencyUnavailableError
 from app.slates.repository import SlateRepository, SlateStoreUnavailableError
 from app.slates.simulation import SimulationError, simulate
@@ -22,7 +22,9 @@ def simulation_job(repository: SlateRepository) -> JobBody:
         if slate is None:
             raise JobFailure("slate_not_found", f"no slate {params['slate_id']!r}")
         try:
-            return simulate(slate, params["scenario_count"], params["seed"])
+            return simulate(
+                slate, params["scenario_count"], params["seed"], progress=progress_reporter()
+            )
         except SimulationError as error:
             raise JobFailure("invalid_slate", str(error)) from None
 

@@ -116,6 +116,16 @@ class ClaimStatus(str, Enum):
     LOST = "lost"  # this token's attempt ended before its re-sent claim arrived
 
 
+class CancelStatus(str, Enum):
+    """What a cancel did."""
+
+    CANCELLED = "cancelled"  # it was pending: failed/cancelled now
+    REQUESTED = "requested"  # it is running: its attempt stops at its next chunk boundary
+    ALREADY = "already"  # cancelled before
+    FINISHED = "finished"  # complete, or failed for another reason
+    MISSING = "missing"  # no record (never issued, or expired)
+
+
 class Transition(str, Enum):
     """What a finish or hand-back of one attempt did."""
 
@@ -258,7 +268,27 @@ class Job:
             record["result"] = json.loads(result_json)
         if f.get("error_code"):
             record["error"] = {"code": f["error_code"], "message": f.get("error_message", "")}
+        if f["state"] == JobState.RUNNING.value:
+            record["progress"] = self._progress()
+        elif f["state"] == JobState.PENDING.value:
+            record["progress"] = None
+        if f.get("cancel_requested_at"):
+            record["cancel_requested_at"] = _iso(f["cancel_requested_at"])
+            record["cancelled_by"] = f.get("cancelled_by") or None
         return record
+
+    def _progress(self) -> dict[str, Any]:
+        """The running attempt's progress (the last heartbeat's; none yet: 0 at its start)."""
+        f = self.fields
+        total = int(f["scenario_count"])
+        own = f.get("progress_token") == f.get("claim_token") and f.get("progress_done")
+        done = min(int(f["progress_done"]), total) if own else 0
+        return {
+            "scenarios_done": done,
+            "scenario_count": total,
+            "fraction": round(done / total, 4) if total else 0.0,
+            "updated_at": _iso(f.get("progress_at") if own else f.get("started_at")),
+        }
 
 
 @dataclass(frozen=True)
@@ -283,6 +313,14 @@ class RecoveryOutcome:
 
     job_id: str
     outcome: str  # "requeued" or "failed"
+
+
+@dataclass(frozen=True)
+class RenewOutcome:
+    """What a heartbeat learned: attempts that lost their job, attempts asked to stop."""
+
+    lost: list[str]  # claim tokens
+    cancel_requested: list[str]  # claim tokens
 
 
 @dataclass(frozen=True)
@@ -350,6 +388,7 @@ class JobStore:
         self._release = StoreScript(client, "release", shared)
         self._sweep = StoreScript(client, "sweep", shared)
         self._release_instance = StoreScript(client, "release_instance", shared)
+        self._cancel = StoreScript(client, "cancel", shared)
 
     def script_sha(self, name: str) -> str:
         """The SHA1 Redis knows a script by (``submit``, ``claim``, ...): for SLOWLOG readers."""
@@ -468,18 +507,23 @@ class JobStore:
             return ClaimOutcome(status, Job(reply[1], _pairs(reply[2])))
         return ClaimOutcome(status)
 
-    def renew_leases(self, held: Iterable[tuple[str, str]], *, lease_seconds: float) -> list[str]:
-        """Extend the leases of ``(job_id, claim_token)`` pairs; return the tokens that lost it."""
-        pairs = [item for pair in held for item in pair]
-        if not pairs:
-            return []
-        return list(
-            self._renew(
-                keys={},
-                args={"lease_ms": int(lease_seconds * 1000)},
-                rest=pairs,
-            )
+    def renew_leases(
+        self, held: Iterable[tuple[str, str, int | None]], *, lease_seconds: float
+    ) -> RenewOutcome:
+        """Extend the leases of ``(job_id, claim_token, scenarios_done)`` and record their
+        progress, in one round trip; say which attempts lost their job and which were asked to
+        stop (``scenarios_done`` is None before the first chunk)."""
+        triples = [
+            item
+            for job_id, token, done in held
+            for item in (job_id, token, "" if done is None else done)
+        ]
+        if not triples:
+            return RenewOutcome([], [])
+        lost, cancel = self._renew(
+            keys={}, args={"lease_ms": int(lease_seconds * 1000)}, rest=triples
         )
+        return RenewOutcome(list(lost), list(cancel))
 
     def mark_complete(
         self, job_id: str, token: str, result_json: str, *, duration_ms: float
@@ -587,6 +631,13 @@ class JobStore:
             }
 
         return parse
+
+    def cancel(self, job_id: str, *, user_id: str | None, message: str) -> CancelStatus:
+        """Cancel a pending job at once, or mark a running one to stop; safe to send again."""
+        keys = {"job": job_key(job_id)}
+        args = {"id": job_id, "user_id": user_id or "", "message": message}
+        replies = self._confirmed([self._cancel], lambda pipe: self._cancel.queue(pipe, keys, args))
+        return CancelStatus(replies[0])
 
     # --- upkeep --------------------------------------------------------------------------------
     def sweep(self, *, max_lost_attempts: int) -> SweepOutcome:

@@ -55,7 +55,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -450,12 +450,14 @@ def simulate(
     chunk_size: int | None = None,
     game_weight: float = GAME_WEIGHT,
     team_weight: float = TEAM_WEIGHT,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Simulate ``scenario_count`` scenarios of ``slate`` into per-player and team summaries.
 
     ``chunk_size`` (scenarios handled at once, rounded down to whole blocks; sized from the
     teams when None) changes memory and speed only. Everything but ``duration_ms`` is a pure
-    function of slate, count, seed and weights.
+    function of slate, count, seed and weights. ``progress`` is called with the scenarios done
+    after each chunk; an exception it raises (a cancelled job) stops the simulation there.
     """
     started = time.perf_counter()
     _check_parameters(scenario_count, seed, chunk_size, game_weight, team_weight)
@@ -464,9 +466,13 @@ def simulate(
     groups = list(_groups(scenario_count, _blocks_per_chunk(plan, chunk_size)))
     capacity = plan.largest_team * max(count * size for _, count, size in groups)
     space, scratch = np.empty(capacity, DRAW_DTYPE), _Scratch(capacity)
+    done = 0
     for first, count, size in groups:
         for team, draws in _teams_of_chunk(plan, seed, first, count, size, space):
             totals.add(team, draws, scratch.shape_to(draws.shape))
+        done = min(done + count * size, scenario_count)
+        if progress is not None:
+            progress(done)
     return {
         "players": _player_summaries(totals, scenario_count),
         "teams": _team_summaries(totals, scenario_count),

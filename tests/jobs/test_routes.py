@@ -253,3 +253,26 @@ def test_a_submission_no_replica_confirms_is_a_503_that_says_the_job_may_exist(s
         "met": False,
     }
     confirmed.extensions[EXTENSION_KEY].close()
+
+
+def test_cancel_answers_each_state_of_a_job(client, store):
+    submitted = _post(client, VALID).get_json()["id"]
+    response = client.post(f"/jobs/{submitted}/cancel", headers={"X-User-ID": "carol"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["state"], body["error"]["code"], body["cancelled_by"]) == (
+        "failed",
+        "cancelled",
+        "carol",
+    )
+    assert client.post(f"/jobs/{submitted}/cancel").status_code == 200  # again: same record
+    finished = _post(client, VALID).get_json()["id"]
+    job = store.claim_next("t", worker="w", instance="i", lease_seconds=30).job
+    assert job is not None and job.id == finished
+    assert client.post(f"/jobs/{finished}/cancel").status_code == 202
+    store.mark_complete(finished, job.claim_token, "{}", duration_ms=1)
+    _assert_error(client.post(f"/jobs/{finished}/cancel"), 409, "job_finished")
+    _assert_error(client.post(f"/jobs/{new_job_id()}/cancel"), 404, "job_not_found")
+    _assert_error(client.post("/jobs/not-a-ulid/cancel"), 400, "invalid_job_id")
+    bad_user = client.post(f"/jobs/{finished}/cancel", headers={"X-User-ID": "a b"})
+    _assert_error(bad_user, 400, "validation_error", "X-User-ID")

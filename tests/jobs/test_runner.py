@@ -11,7 +11,7 @@ import redis
 
 from app.config import Settings
 from app.correlation import new_id
-from app.jobs.runner import JobDeferred, JobFailure, JobRunner
+from app.jobs.runner import JobDeferred, JobFailure, JobRunner, progress_reporter
 from app.jobs.store import LEASES_KEY, Job, JobState, JobStore
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
@@ -245,3 +245,46 @@ def test_a_stale_attempt_ending_leaves_the_newer_attempt_leased_drained_and_list
     assert drained == [[]]
     record = _record(store, job_id).to_dict()
     assert record["state"] == "complete" and record["result"] == {"attempt": 2}
+
+
+def _chunked_body(chunks: int, seconds_each: float) -> Callable[..., dict]:
+    """A body that reports progress after each of ``chunks`` steps, like the simulation."""
+
+    def body(params):
+        report = progress_reporter()
+        assert report is not None
+        for chunk in range(1, chunks + 1):
+            time.sleep(seconds_each)
+            report(params["scenario_count"] * chunk // chunks)
+        return {"ok": True}
+
+    return body
+
+
+def test_a_running_job_reports_progress_through_its_heartbeat(store, run_with, submit):
+    run_with(_chunked_body(chunks=10, seconds_each=0.15))
+    job_id = submit(scenario_count=1000)
+    seen: list[int] = []
+
+    def finished() -> bool:
+        record = _record(store, job_id).to_dict()
+        if record["state"] == "running" and record["progress"]["scenarios_done"]:
+            seen.append(record["progress"]["scenarios_done"])
+        return record["state"] == "complete"
+
+    wait_until(finished, 10, what="the job complete", interval=0.05)
+    assert len(set(seen)) >= 3 and seen == sorted(seen), seen  # observed, never backwards
+
+
+def test_a_cancelled_running_job_stops_at_a_chunk_and_frees_its_thread(store, run_with, submit):
+    run_with(_chunked_body(chunks=100, seconds_each=0.1))  # 10 s if left alone
+    cancelled, following = submit(), submit()
+    wait_until(lambda: _state(store, cancelled) is JobState.RUNNING, 5, what="running")
+    requested = time.monotonic()
+    assert store.cancel(cancelled, user_id="alice", message="m").value == "requested"
+    wait_until(lambda: _state(store, cancelled) is JobState.FAILED, 5, what="the job stopped")
+    stopped = time.monotonic() - requested
+    record = _record(store, cancelled).to_dict()
+    assert record["error"]["code"] == "cancelled" and "result" not in record
+    assert stopped < 0.2 + 0.1 + 0.3  # one heartbeat, one chunk, a margin
+    wait_until(lambda: _state(store, following) is JobState.RUNNING, 1.5, what="the next job")

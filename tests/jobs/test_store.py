@@ -18,6 +18,7 @@ from app.jobs.store import (
     KEY_PREFIX,
     LEGACY_QUEUE_KEY,
     SWEEP_BATCH,
+    CancelStatus,
     ClaimStatus,
     Job,
     JobState,
@@ -184,9 +185,11 @@ def test_renewing_keeps_the_lease_and_reports_lost_ones(store, submit):
     assert store.release(lost_id, lost.claim_token) is Transition.APPLIED
     for _ in range(3):
         time.sleep(0.25)
-        assert store.renew_leases(
-            [(kept_id, kept.claim_token), (lost_id, lost.claim_token)], lease_seconds=0.5
-        ) == [lost.claim_token]
+        renewed = store.renew_leases(
+            [(kept_id, kept.claim_token, None), (lost_id, lost.claim_token, None)],
+            lease_seconds=0.5,
+        )
+        assert (renewed.lost, renewed.cancel_requested) == ([lost.claim_token], [])
     assert store.sweep(max_lost_attempts=3).recovered == []
     assert store.get(kept_id).state is JobState.RUNNING
 
@@ -491,3 +494,36 @@ def test_an_acknowledged_transition_unconfirmed_by_replicas_raises_and_may_exist
             finish()
     # Without replica acknowledgement the same store answers as before.
     assert store.mark_complete(job.id, job.claim_token, "{}", duration_ms=1).stored
+
+
+def test_progress_rides_on_the_renewal_and_only_moves_forward_within_an_attempt(store, submit):
+    job_id = submit(scenario_count=1000)
+    assert store.get(job_id).to_dict()["progress"] is None  # pending
+    job = _claim(store)
+    assert store.get(job_id).to_dict()["progress"]["scenarios_done"] == 0
+    for done, shown in ((200, 200), (100, 200), (600, 600)):  # a late, lower report is ignored
+        store.renew_leases([(job_id, job.claim_token, done)], lease_seconds=LEASE)
+        progress = store.get(job_id).to_dict()["progress"]
+        assert (progress["scenarios_done"], progress["fraction"]) == (shown, shown / 1000)
+    assert store.release(job_id, job.claim_token) is Transition.APPLIED
+    again = _claim(store)  # a new attempt starts from zero, whatever the old one reported
+    assert store.get(job_id).to_dict()["progress"]["scenarios_done"] == 0
+    assert store.mark_complete(job_id, again.claim_token, "{}", duration_ms=1).stored
+    assert "progress" not in store.get(job_id).to_dict()
+
+
+def test_cancel_fails_a_pending_job_at_once_and_marks_a_running_one(store, submit):
+    pending = submit()
+    assert store.cancel(pending, user_id="bob", message="m") is CancelStatus.CANCELLED
+    record = store.get(pending).to_dict()
+    assert record["state"] == "failed" and record["error"]["code"] == "cancelled"
+    assert record["cancelled_by"] == "bob" and store.queue_depth()["pending"] == 0
+    assert store.cancel(pending, user_id="bob", message="m") is CancelStatus.ALREADY
+    running_id = submit()
+    job = _claim(store)
+    assert store.cancel(running_id, user_id=None, message="m") is CancelStatus.REQUESTED
+    renewed = store.renew_leases([(running_id, job.claim_token, 10)], lease_seconds=LEASE)
+    assert renewed.cancel_requested == [job.claim_token]
+    assert store.mark_complete(running_id, job.claim_token, "{}", duration_ms=1).stored
+    assert store.cancel(running_id, user_id=None, message="m") is CancelStatus.FINISHED
+    assert store.cancel(new_job_id(), user_id=None, message="m") is CancelStatus.MISSING
