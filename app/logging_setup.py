@@ -138,6 +138,16 @@ def console_logs_to_stderr() -> None:
             handler.target = "stderr"
 
 
+def _console_at_least(level: int) -> None:
+    """Let only records of ``level`` and above reach the console; the file keeps the rest."""
+    handlers = [h for name in ("", "gunicorn.error") for h in logging.getLogger(name).handlers]
+    if _writer is not None:
+        handlers += _writer.handlers
+    for handler in handlers:
+        if isinstance(handler, StdoutHandler):
+            handler.setLevel(max(handler.level, level))
+
+
 # Lines the writer takes off its queue at most before it writes them in one go.
 WRITE_BATCH_LINES = 512
 # How long the final drain at exit may take.
@@ -155,11 +165,11 @@ class LogWriter(threading.Thread):
         self._idle = threading.Condition()
         self._pending = 0
 
-    def put(self, line: str) -> None:
-        """Queue one formatted line."""
+    def put(self, line: str, level: int = logging.INFO) -> None:
+        """Queue one formatted line of a record of ``level``."""
         with self._idle:
             self._pending += 1
-        self._queue.put(line)
+        self._queue.put((level, line))
 
     def run(self) -> None:
         """Write batches until stopped; each handler gets a batch as one record."""
@@ -170,19 +180,21 @@ class LogWriter(threading.Thread):
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            lines = [item for item in batch if isinstance(item, str)]
+            lines = [item for item in batch if isinstance(item, tuple)]
             if lines:
-                self._write("\n".join(lines))
+                self._write(lines)
             with self._idle:
                 self._pending -= len(lines)
                 self._idle.notify_all()
             if len(lines) < len(batch):  # the stop mark
                 return
 
-    def _write(self, text: str) -> None:
-        record = logging.makeLogRecord({"msg": text, "levelno": logging.INFO})
+    def _write(self, lines: list[tuple[int, str]]) -> None:
+        """Each handler gets, as one record, the lines at or above its own level."""
         for handler in self.handlers:
-            handler.handle(record)
+            text = "\n".join(line for level, line in lines if level >= handler.level)
+            if text:
+                handler.handle(logging.makeLogRecord({"msg": text, "levelno": logging.INFO}))
 
     def flush(self, timeout: float = DRAIN_TIMEOUT_SECONDS) -> bool:
         """Wait until every queued line is written; whether that happened within ``timeout``."""
@@ -212,7 +224,7 @@ class QueuedLineHandler(logging.Handler):
             self.handleError(record)
             return
         if _writer is not None:
-            _writer.put(line)
+            _writer.put(line, record.levelno)
 
 
 _writer: LogWriter | None = None
@@ -339,3 +351,5 @@ def configure_logging(settings: Settings) -> None:
     logging.config.dictConfig(build_logging_config(settings, queued=True))
     if os.environ.get("FLASK_RUN_FROM_CLI") == "true":  # set by the `flask` command
         console_logs_to_stderr()
+        if "LOG_LEVEL" not in os.environ:  # a command's terminal shows its own output
+            _console_at_least(logging.WARNING)

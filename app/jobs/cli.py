@@ -1,12 +1,19 @@
-"""``flask --app app.wsgi jobs ...``: list, show and requeue jobs and print the queue depth.
+"""``flask --app app.wsgi jobs ...``: submit, watch, cancel, list, show and requeue jobs, and
+print the queue depth.
 
-Output is JSON on stdout, for scripts. Exit codes: 0 ok, 1 not found (or expired, or the
-store is unavailable), 2 usage (bad arguments, or a job that cannot be requeued).
+Output is JSON on stdout, for scripts; ``watch`` (and ``submit --wait``) on a terminal shows a
+progress bar instead, and piped prints one JSON line per change. Exit codes: 0 ok (a watched
+job ended complete), 1 not found (or expired, or the store is unavailable, or a watched job
+ended failed or cancelled, or a cancel came after the job finished), 2 usage (bad arguments,
+or a job that cannot be requeued). Below WARNING the service's own log lines go to the log
+file only, unless LOG_LEVEL is set for the command.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -15,9 +22,14 @@ import click
 from flask.cli import AppGroup
 
 from app.correlation import new_id
-from app.errors import ApiError, InvalidJobId, JobExpired, JobNotFound
-from app.jobs.store import LISTABLE_STATES, JobState
-from app.jobs.validation import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, parse_list_query
+from app.errors import ApiError, InvalidJobId, JobExpired, JobFinished, JobNotFound
+from app.jobs.store import LISTABLE_STATES, Job, JobState
+from app.jobs.validation import (
+    DEFAULT_LIST_LIMIT,
+    MAX_LIST_LIMIT,
+    parse_list_query,
+    parse_submission,
+)
 from app.logging_setup import console_logs_to_stderr
 from app.services import services
 
@@ -52,7 +64,7 @@ def _client_errors(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except InvalidJobId as error:
             raise click.UsageError(error.message) from None
-        except (JobNotFound, JobExpired) as error:
+        except (JobNotFound, JobExpired, JobFinished) as error:
             raise NotFoundExit(error.message) from None
         except ApiError as error:
             if error.status == 400:
@@ -109,3 +121,117 @@ def requeue_command(job_id: str) -> None:
 def depth_command() -> None:
     """Print the cluster-wide pending and running counts."""
     _echo(services().jobs.queue_depth())
+
+
+# How often ``watch`` reads the record; progress itself moves once per heartbeat.
+WATCH_INTERVAL_SECONDS = 0.25
+FINISHED = (JobState.COMPLETE, JobState.FAILED)
+
+
+@jobs_cli.command("submit")
+@click.argument("slate_id")
+@click.option("--scenarios", "scenario_count", type=int, required=True)
+@click.option("--seed", type=int, help="Fix the seed (the same seed gives the same result).")
+@click.option("--wait", is_flag=True, help="Watch the job until it ends (see `jobs watch`).")
+@_client_errors
+def submit_command(slate_id: str, scenario_count: int, seed: int | None, wait: bool) -> None:
+    """Submit a simulation job, as POST /jobs does; print its record."""
+    svc = services()
+    body = {"slate_id": slate_id, "scenario_count": scenario_count}
+    body |= {"seed": seed} if seed is not None else {}
+    submission = parse_submission(body, max_scenarios=svc.settings.job_max_scenarios)
+    job, _ = svc.jobs.submit(submission, idempotency_key=None, request_id=new_id(), user_id=None)
+    if not wait:
+        _echo(job.to_dict())
+        return
+    if not sys.stdout.isatty():
+        click.echo(json.dumps({"submitted": job.id}))
+    raise SystemExit(_watch(job.id))
+
+
+@jobs_cli.command("watch")
+@click.argument("job_id")
+@_client_errors
+def watch_command(job_id: str) -> None:
+    """Follow a job until it ends: a progress bar on a terminal, JSON lines when piped."""
+    raise SystemExit(_watch(job_id))
+
+
+@jobs_cli.command("cancel")
+@click.argument("job_id")
+@_client_errors
+def cancel_command(job_id: str) -> None:
+    """Cancel a job, as POST /jobs/<id>/cancel does; print its record."""
+    job, _ = services().jobs.cancel(job_id, user_id=None)
+    _echo(job.to_dict(include_result=False))
+
+
+def _watch(job_id: str) -> int:
+    """Follow ``job_id`` to its end; the exit code (0 complete, 1 failed or cancelled)."""
+    jobs = services().jobs
+    job = jobs.get(job_id)
+    if sys.stdout.isatty():
+        job = _watch_with_a_bar(job, jobs.get)
+    else:
+        last = None
+        while True:
+            change = _change(job)
+            if change != last:
+                click.echo(json.dumps(change))
+                last = change
+            if job.state in FINISHED:
+                break
+            time.sleep(WATCH_INTERVAL_SECONDS)
+            job = jobs.get(job_id)
+    return 0 if job.state is JobState.COMPLETE else 1
+
+
+def _change(job: Job) -> dict[str, Any]:
+    """What ``watch`` prints when it changes: state, progress, and the error once failed."""
+    record = job.to_dict(include_result=False)
+    line = {"id": job.id, "state": record["state"]}
+    for key in ("progress", "error"):
+        if key in record:
+            line[key] = record[key]
+    return line
+
+
+def _watch_with_a_bar(job: Job, get: Callable[[str], Job]) -> Job:
+    """A rich progress bar of scenarios done, their rate and the time left; the final job."""
+    from rich.progress import (  # imported here: only a terminal needs it
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    total = int(job.fields["scenario_count"])
+    columns = (
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("scenarios"),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task(job.state.value, total=total, rate="")
+        while True:
+            progress = job.to_dict(include_result=False).get("progress") or {}
+            done = total if job.state is JobState.COMPLETE else progress.get("scenarios_done", 0)
+            speed = bar.tasks[0].speed
+            rate = f"{speed:,.0f}/s" if speed else ""
+            bar.update(task, completed=done, description=job.state.value, rate=rate)
+            if job.state in FINISHED:
+                break
+            time.sleep(WATCH_INTERVAL_SECONDS)
+            job = get(job.id)
+    record = job.to_dict(include_result=False)
+    if "error" in record:
+        click.echo(
+            f"{job.id} {record['state']}: {record['error']['code']}: {record['error']['message']}"
+        )
+    else:
+        click.echo(f"{job.id} {record['state']} in {record['metadata']['duration_ms']} ms")
+    return job
