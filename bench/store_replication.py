@@ -68,11 +68,8 @@ def _failover(ha: RedisHA, store: JobStore) -> tuple[float, float]:
     thread = threading.Thread(target=submit_loop)
     thread.start()
     time.sleep(0.5)
-    old = ha.primary()
-    killed = time.monotonic()
-    ha.kill(old)
-    ha.wait_for_failover(old)
-    failover = time.monotonic() - killed
+    kill = ha.kill_primary()
+    killed, failover = kill.killed_at, kill.failover_seconds
     deadline = time.monotonic() + 30
     while not [t for t in confirmed if t > killed + failover] and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -84,7 +81,7 @@ def _failover(ha: RedisHA, store: JobStore) -> tuple[float, float]:
     after = [t for t in confirmed if t > first_failure]
     unavailable = (min(after) - killed) if after else float("nan")
     ha.restart_stopped()
-    ha.wait_for_role(old, "slave")
+    ha.wait_for_role(kill.old, "slave")
     return failover, unavailable
 
 

@@ -146,13 +146,9 @@ def kill_primary_under_load(ha: RedisHA, server: Gunicorn) -> Failover:
     """Submissions for 2 s, SIGKILL of the primary, 5 s more after the new one takes writes."""
     with Submitters(server.port) as load:
         time.sleep(2)
-        old = ha.primary()
-        killed_at = time.monotonic()
-        ha.kill(old)
-        ha.wait_for_failover(old)
-        failover = time.monotonic() - killed_at
+        kill = ha.kill_primary()
         time.sleep(5)
-    outcome = Failover(load, failover, load.unavailable_after(killed_at))
+    outcome = Failover(load, kill.failover_seconds, load.unavailable_after(kill.killed_at))
     logger.warning(  # for the report: pytest -rP shows it
         "acknowledged %d jobs, %d refusals; failover %.2f s, unavailable %.2f s",
         len(load.acknowledged),
@@ -179,9 +175,7 @@ def test_a_job_running_when_the_primary_dies_completes_once(ha, instance, store)
     job = server.request("POST", "/jobs", SLOW_JOB)
     assert job.status == 202, job.body
     server.wait_for_job(job.body["id"], {"running"}, timeout=30)
-    old = ha.primary()
-    ha.kill(old)
-    ha.wait_for_failover(old)
+    ha.kill_primary()
     record = server.wait_for_job(job.body["id"], {"complete", "failed"}, timeout=120)
     assert record["state"] == "complete", record
     assert complete_lines(server).get(job.body["id"]) == 1
@@ -224,13 +218,11 @@ def test_without_replicas_submissions_are_refused_and_nothing_acknowledged_is_lo
 
 def test_the_old_primary_rejoins_as_a_replica_and_a_second_failover_works(ha, instance):
     server = instance()
-    first = ha.primary()
-    ha.kill(first)
-    second = ha.wait_for_failover(first)
+    first = ha.kill_primary()
     ha.restart_stopped()
-    ha.wait_for_role(first, "slave")
+    ha.wait_for_role(first.old, "slave")
     ready = server.request("GET", "/ready").body
     assert ready["replication"]["role"] == "primary"
-    failover = kill_primary_under_load(ha, server)  # second failover, away from `second`
-    assert ha.primary() != second
+    failover = kill_primary_under_load(ha, server)  # the second failover
+    assert ha.primary() != first.new
     assert_every_acknowledged_job_completes_once(server, failover.load)

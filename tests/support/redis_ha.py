@@ -12,6 +12,7 @@ import random
 import signal
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -49,6 +50,17 @@ def _free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+@dataclass(frozen=True)
+class PrimaryKilled:
+    """One failover: the old and new primary's ports, when the kill was sent (monotonic), and
+    the seconds until the new primary took writes."""
+
+    old: int
+    new: int
+    killed_at: float
+    failover_seconds: float
 
 
 @dataclass
@@ -124,6 +136,14 @@ class RedisHA:
                 return None
 
         return wait_until(promoted, timeout, what="a new primary", interval=0.05)
+
+    def kill_primary(self) -> PrimaryKilled:
+        """SIGKILL the primary and wait for the new one: what a failover measurement needs."""
+        old = self.primary()
+        killed_at = time.monotonic()
+        self.kill(old)
+        new = self.wait_for_failover(old)
+        return PrimaryKilled(old, new, killed_at, time.monotonic() - killed_at)
 
     def wait_for_role(self, port: int, role: str, timeout: float = 30) -> None:
         def has_role() -> bool:
