@@ -168,5 +168,10 @@ class Gunicorn:
         return self.output()[-chars:] if self.keep_output else "(output not kept)"
 
     def json_lines(self) -> list[dict[str, Any]]:
-        """The JSON log lines written to stdout."""
-        return [json.loads(line) for line in self.output().splitlines() if line.startswith("{")]
+        """The JSON log lines written to stdout, whole lines only.
+
+        The process may be writing while we read: the text after the last newline can be half
+        a line, and is left for the next call.
+        """
+        whole = self.output().rpartition("\n")[0]
+        return [json.loads(line) for line in whole.splitlines() if line.startswith("{")]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 
 # Generated passwords as operators paste them into a URL, unencoded; the pieces between their
-# separators are distinctive, so a leak of any of them is seen.
+# separators are distinctive (no piece is digits alone, which a latency could hold), so a leak
+# of any of them is seen.
 HOSTILE_PASSWORDS = [
     "s3cr#et-pw",
     "what?pw=1",
     "a/b/c-pw",
     "p@ssq@wxyz",
-    "917%-zq9",
+    "zq%-917xw",
     "pw qzx vbnm",
     "p\u00e4ssw\u00f6rd-\u00fc",
     "#?/@%: qall9",
