@@ -29,6 +29,8 @@ Keys (``slatesim:`` prefix), all built in this module:
                           (never longer than the job itself).
 - ``handback:<instance>`` list, the jobs a gunicorn master handed back at exit, kept an hour
                           (never longer than a job).
+- ``finished:<state>:<minute>`` string, how many jobs became complete (or failed) in that minute
+                          (Unix time / 60 s), kept FINISHED_COUNTER_MS: the dashboard's last hour.
 - ``queue:pending``       list, the queue of versions before 0.2 (LPUSH/RPOP): no longer
                           written; the sweep moves what an older instance still pushes there.
 
@@ -66,6 +68,9 @@ IDEMPOTENCY_KEY_PREFIX = f"{KEY_PREFIX}idempotency:"
 CLAIM_KEY_PREFIX = f"{KEY_PREFIX}claim:"
 RESULT_KEY_PREFIX = f"{KEY_PREFIX}result:"
 HANDBACK_KEY_PREFIX = f"{KEY_PREFIX}handback:"
+FINISHED_KEY_PREFIX = f"{KEY_PREFIX}finished:"
+# A minute's counter of finished jobs outlives the hour the overview sums.
+FINISHED_COUNTER_MS = 7_200_000
 # Jobs examined per sweep call, for each of its three tasks: bounds the time one script holds
 # Redis (well under 10 ms at a million queued jobs).
 SWEEP_BATCH = 200
@@ -77,6 +82,8 @@ CLAIM_MEMORY_FACTOR = 10
 HANDBACK_MEMORY_MS = 3_600_000
 # A staged result that no finish script took (its connection dropped in between) expires.
 STAGED_RESULT_MS = 3_600_000
+# Running jobs whose worker the overview reads: enough for any fleet the overview lists.
+OVERVIEW_WORKER_LIMIT = 1000
 WORKER_LOST_MESSAGE = "the worker running this job vanished on every attempt"
 
 
@@ -292,6 +299,31 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Overview:
+    """The queue at a glance: counts across the cluster and where jobs run."""
+
+    pending: int
+    running: int
+    complete_last_hour: int
+    failed_last_hour: int
+    # worker (host:pid) -> its running jobs, for the first OVERVIEW_WORKER_LIMIT running jobs
+    running_per_worker: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The overview as the dashboard's JSON shows it."""
+        return {
+            "pending": self.pending,
+            "running": self.running,
+            "complete_last_hour": self.complete_last_hour,
+            "failed_last_hour": self.failed_last_hour,
+            "workers": [
+                {"worker": worker, "running": count}
+                for worker, count in sorted(self.running_per_worker.items())
+            ],
+        }
+
+
+@dataclass(frozen=True)
 class SubmitOutcome:
     """What a submission did, and the created (or earlier) job as stored."""
 
@@ -379,6 +411,8 @@ class JobStore:
             **{f"{state.value}_index": index_key(state) for state in LISTABLE_STATES},
             "legacy_queue": LEGACY_QUEUE_KEY,
             "job_prefix": JOB_KEY_PREFIX,
+            "finished_prefix": FINISHED_KEY_PREFIX,
+            "finished_keep_ms": FINISHED_COUNTER_MS,
             "ttl_ms": self._ttl_ms,
         }
         self._submit = StoreScript(client, "submit", shared)
@@ -389,6 +423,7 @@ class JobStore:
         self._sweep = StoreScript(client, "sweep", shared)
         self._release_instance = StoreScript(client, "release_instance", shared)
         self._cancel = StoreScript(client, "cancel", shared)
+        self._overview = StoreScript(client, "overview", shared)
 
     def script_sha(self, name: str) -> str:
         """The SHA1 Redis knows a script by (``submit``, ``claim``, ...): for SLOWLOG readers."""
@@ -667,6 +702,16 @@ class JobStore:
         pipe.zcard(QUEUE_KEY)
         pipe.zcard(LEASES_KEY)
         return lambda replies: {"pending": replies[0], "running": replies[1]}
+
+    def overview(self) -> Overview:
+        """Cluster-wide counts and the workers running jobs, in one round trip."""
+        pending, running, complete, failed, workers = self._overview(
+            keys={}, args={"worker_limit": OVERVIEW_WORKER_LIMIT}
+        )
+        jobs_per_worker: dict[str, int] = {}
+        for worker in workers:
+            jobs_per_worker[worker or "unknown"] = jobs_per_worker.get(worker or "unknown", 0) + 1
+        return Overview(pending, running, complete, failed, jobs_per_worker)
 
     def durability_warnings(self) -> list[str]:
         """Redis settings that can silently lose jobs (eviction, no persistence)."""

@@ -15,6 +15,8 @@ from app.jobs.ids import new_job_id
 from app.jobs.store import (
     CLAIM_SKIP_LIMIT,
     EXPIRY_KEY,
+    FINISHED_COUNTER_MS,
+    FINISHED_KEY_PREFIX,
     KEY_PREFIX,
     LEGACY_QUEUE_KEY,
     SWEEP_BATCH,
@@ -278,7 +280,13 @@ def test_expired_jobs_leave_no_key_behind(redis_client: redis.Redis, submit, mak
     time.sleep(SHORT_TTL_SECONDS + 0.2)
     store.sweep(max_lost_attempts=3)
     assert store.get(done) is None and store.get(queued) is None
-    assert redis_client.keys(f"{KEY_PREFIX}*") == []
+    # Only the per-minute counters of finished jobs remain, and they expire by themselves.
+    left = redis_client.keys(f"{KEY_PREFIX}*")
+    assert sorted(key.rsplit(":", 1)[0] for key in left) == [
+        f"{FINISHED_KEY_PREFIX}complete",
+        f"{FINISHED_KEY_PREFIX}failed",
+    ]
+    assert all(0 < redis_client.pttl(key) <= FINISHED_COUNTER_MS for key in left)
 
 
 def test_redis_settings_that_can_lose_jobs_are_reported(store, redis_client):
@@ -527,3 +535,39 @@ def test_cancel_fails_a_pending_job_at_once_and_marks_a_running_one(store, submi
     assert store.mark_complete(running_id, job.claim_token, "{}", duration_ms=1).stored
     assert store.cancel(running_id, user_id=None, message="m") is CancelStatus.FINISHED
     assert store.cancel(new_job_id(), user_id=None, message="m") is CancelStatus.MISSING
+
+
+# --- the overview ------------------------------------------------------------------------------
+def test_the_overview_counts_each_finished_job_once_and_names_the_workers(store, submit):
+    """Invariant: every way a job finishes counts it once, a re-sent finish not again."""
+    done, failed, cancelled, *_lost_running_queued = (submit() for _ in range(6))
+    job = _claim(store, worker="a:1")
+    assert store.mark_complete(done, job.claim_token, "{}", duration_ms=1) is Transition.APPLIED
+    assert (
+        store.mark_complete(done, job.claim_token, "{}", duration_ms=1)
+        is Transition.ALREADY_APPLIED
+    )
+    job = _claim(store, worker="a:1")
+    assert store.mark_failed(failed, job.claim_token, "x", "y", duration_ms=1) is Transition.APPLIED
+    assert (
+        store.mark_failed(failed, job.claim_token, "x", "y", duration_ms=1)
+        is Transition.ALREADY_APPLIED
+    )
+    assert store.cancel(cancelled, user_id=None, message="m") is CancelStatus.CANCELLED
+    assert store.cancel(cancelled, user_id=None, message="m") is CancelStatus.ALREADY
+    _claim(store, worker="b:1", lease=0.2)  # the fourth: its worker vanishes
+    time.sleep(0.3)
+    assert store.sweep(max_lost_attempts=1).recovered[0].outcome == "failed"
+    _claim(store, worker="a:1")
+    _claim(store, worker="a:1")  # the last two both run on a:1 now
+    overview = store.overview()
+    assert (overview.pending, overview.running) == (0, 2)
+    assert (overview.complete_last_hour, overview.failed_last_hour) == (1, 3)
+    assert overview.running_per_worker == {"a:1": 2}
+
+
+def test_the_overview_sums_the_last_sixty_minutes_only(store, redis_client):
+    minute = int(redis_client.time()[0]) // 60
+    for age, count in ((0, 2), (59, 3), (60, 100)):
+        redis_client.set(f"{FINISHED_KEY_PREFIX}complete:{minute - age}", count, px=60_000)
+    assert store.overview().complete_last_hour == 5

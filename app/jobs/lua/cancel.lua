@@ -1,6 +1,6 @@
 -- Cancel a job; safe to send again.
 -- KEYS: job queue pending_index failed_index expiry
--- ARGV: id ttl_ms user_id message
+-- ARGV: id ttl_ms user_id message finished_prefix finished_keep_ms
 -- A pending job fails with code `cancelled` at once and leaves the queue; a running one is
 -- marked: its attempt sees the mark at its next heartbeat and stops at a chunk boundary.
 -- Returns cancelled (pending, now failed); requested (running, marked); already (cancelled
@@ -15,6 +15,7 @@ if state == 'pending' then
   redis.call('ZREM', queue, id)
   redis.call('ZREM', pending_index, id)
   redis.call('ZADD', failed_index, 0, id)
+  count_finished(finished_prefix, finished_keep_ms, 'failed', now)
   return 'cancelled'
 end
 if state == 'running' then

@@ -15,6 +15,14 @@ local function keep_until(job, id, until_ms, expiry)
   if idempotency and idempotency ~= '' then redis.call('PEXPIREAT', idempotency, until_ms) end
 end
 
+-- Count a job that finished (complete or failed) in its minute's counter, kept keep_ms: the
+-- dashboard's "finished in the last hour" reads 60 of them, whatever the number of jobs.
+local function count_finished(finished_prefix, keep_ms, state, now)
+  local counter = finished_prefix .. state .. ':' .. math.floor(now / 60000)
+  redis.call('INCR', counter)
+  redis.call('PEXPIRE', counter, keep_ms)
+end
+
 -- Put a job (back) in the queue at its place in submission order: its created_at.
 local function enqueue(queue, job, id)
   redis.call('ZADD', queue, redis.call('HGET', job, 'created_at') or 0, id)

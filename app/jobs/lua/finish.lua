@@ -1,6 +1,6 @@
 -- Finish an attempt: complete with its result, or failed with its error; safe to send again.
 -- KEYS: job leases running_index final_index expiry staged_result result
--- ARGV: id token final_state ttl_ms ...
+-- ARGV: id token final_state ttl_ms finished_prefix finished_keep_ms ...
 -- The rest of ARGV is the fields to store. A complete attempt's result was SET at
 -- staged_result in the same round trip, outside Lua (Redis takes the bytes without copying
 -- them); it becomes `result` here, atomically with the state. Returns applied;
@@ -20,6 +20,7 @@ if held[1] == 'running' and held[2] == token then
   redis.call('ZREM', leases, id)
   redis.call('ZREM', running_index, id)
   redis.call('ZADD', final_index, 0, id)
+  count_finished(finished_prefix, finished_keep_ms, final_state, now)
   return 'applied'
 end
 redis.call('DEL', staged_result)

@@ -1,7 +1,7 @@
 -- Recover lapsed leases, trim the entries of expired jobs, move jobs an earlier version of the
 -- service queued on a list; at most `batch` of each, so one call is short at any queue length.
 -- KEYS: leases queue running_index pending_index failed_index complete_index all_index expiry legacy_queue
--- ARGV: job_prefix max_lost ttl_ms batch worker_lost_message
+-- ARGV: job_prefix max_lost ttl_ms batch worker_lost_message finished_prefix finished_keep_ms
 -- Returns {more, id, outcome, id, outcome, ...}: `more` is 1 when a batch was full (call again
 -- at once); each recovered job is requeued or failed (worker_lost).
 local now = now_ms()
@@ -18,6 +18,7 @@ for _, id in ipairs(lapsed) do
                  'error_code', 'worker_lost', 'error_message', worker_lost_message)
       keep_until(job, id, now + tonumber(ttl_ms), expiry)
       redis.call('ZADD', failed_index, 0, id)
+      count_finished(finished_prefix, finished_keep_ms, 'failed', now)
       table.insert(out, id)
       table.insert(out, 'failed')
     else
