@@ -16,6 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app import correlation, errors, lifecycle
 from app.config import Settings, sentinel_target, url_secrets
 from app.connections import create_neo4j_driver, create_redis, create_store
+from app.dashboard.routes import blueprint as dashboard_blueprint
 from app.health.checks import ReadinessChecker
 from app.health.routes import blueprint as health_blueprint
 from app.jobs.cli import jobs_cli
@@ -142,7 +143,14 @@ def create_app(config: Settings | None = None) -> Flask:
     correlation.init_app(app)
     lifecycle.init_app(app)
     errors.register_error_handlers(app)
-    for blueprint in (health_blueprint, jobs_blueprint, slates_blueprint, openapi_blueprint):
+    blueprints = (
+        health_blueprint,
+        jobs_blueprint,
+        slates_blueprint,
+        openapi_blueprint,
+        dashboard_blueprint,
+    )
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     app.cli.add_command(seed_command)
     app.cli.add_command(jobs_cli)

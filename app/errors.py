@@ -96,6 +96,12 @@ class JobFinished(ApiError):
     status, code = 409, "job_finished"
 
 
+class CsrfRejected(ApiError):
+    """A dashboard action without its page's token, or sent from another site."""
+
+    status, code = 403, "csrf_failed"
+
+
 class StoreUnavailable(ApiError):
     status, code, retry_after = 503, "store_unavailable", RETRY_AFTER_SECONDS
 

@@ -27,6 +27,7 @@ from app.slates.repository import SlateRepository
 from tests.support.frozen_bolt import FrozenBolt
 from tests.support.services import ServicesNotConfigured
 from tests.support.services import service_env as local_service_env
+from tests.support.slates import hostile_slate
 
 TEST_REDIS_DB = 1
 
@@ -47,13 +48,14 @@ def service_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def seeded_slates(service_env: dict[str, str]) -> Iterator[list[dict]]:
-    """The demo slates, loaded into the real Neo4j once per session (seeding is idempotent)."""
+    """The demo slates and one named with markup, loaded into the real Neo4j once per session
+    (seeding is idempotent)."""
     driver = GraphDatabase.driver(
         service_env["NEO4J_URI"], auth=(service_env["NEO4J_USER"], service_env["NEO4J_PASSWORD"])
     )
     repository = SlateRepository(driver, timeout_seconds=30)
     repository.ensure_schema()
-    slates = demo_slates()
+    slates = [*demo_slates(), hostile_slate()]
     repository.seed(slates)
     yield slates
     driver.close()

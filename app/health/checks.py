@@ -115,9 +115,10 @@ class ReadinessChecker:
         self._in_flight: dict[str, _Check] = {}
         self.versions: dict[str, str | None] = {"redis": None, "neo4j": None}
 
-    def check(self) -> dict[str, DependencyStatus]:
-        """Both checks, concurrently, each within the dependency timeout."""
-        probes = {"redis": self._check_redis, "neo4j": self._check_neo4j}
+    def check(self, names: tuple[str, ...] = ("redis", "neo4j")) -> dict[str, DependencyStatus]:
+        """The checks of ``names`` (both by default), concurrently, each within the timeout."""
+        every = {"redis": self._check_redis, "neo4j": self._check_neo4j}
+        probes = {name: every[name] for name in names}
         started = time.perf_counter()
         checks = {name: self._start(name, probe) for name, probe in probes.items()}
         deadline = started + self._timeout

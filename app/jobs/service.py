@@ -22,7 +22,7 @@ from app.errors import (
     StoreUnavailable,
 )
 from app.jobs.ids import new_job_id, was_issued_here
-from app.jobs.store import CancelStatus, Job, JobState, JobStore, SubmitStatus
+from app.jobs.store import CancelStatus, Job, JobState, JobStore, Overview, SubmitStatus
 from app.jobs.validation import MAX_SEED, encode_cursor, fingerprint, parse_job_id_text
 from app.resilience import Dependency, DependencyUnavailableError
 
@@ -151,6 +151,10 @@ class JobService:
             lambda: self.store.list_jobs(state, limit=limit, after=after)
         )
         return JobPage(jobs, last_id)
+
+    def overview(self) -> Overview:
+        """Cluster-wide counts (queue, running, finished in the last hour) and busy workers."""
+        return self._store_call(self.store.overview)
 
     def queue_depth(self) -> dict[str, int]:
         """Cluster-wide pending and running counts."""

@@ -29,8 +29,9 @@ Keys (``slatesim:`` prefix), all built in this module:
                           (never longer than the job itself).
 - ``handback:<instance>`` list, the jobs a gunicorn master handed back at exit, kept an hour
                           (never longer than a job).
-- ``finished:<state>:<minute>`` string, how many jobs became complete (or failed) in that minute
-                          (Unix time / 60 s), kept FINISHED_COUNTER_MS: the dashboard's last hour.
+- ``finished:<state>``    hash, minute (Unix time / 60 s) -> jobs that became complete (or
+                          failed) in it, the last 60 minutes only: the dashboard's last hour.
+                          Expires FINISHED_COUNTS_KEEP_MS after the last finish.
 - ``queue:pending``       list, the queue of versions before 0.2 (LPUSH/RPOP): no longer
                           written; the sweep moves what an older instance still pushes there.
 
@@ -69,8 +70,9 @@ CLAIM_KEY_PREFIX = f"{KEY_PREFIX}claim:"
 RESULT_KEY_PREFIX = f"{KEY_PREFIX}result:"
 HANDBACK_KEY_PREFIX = f"{KEY_PREFIX}handback:"
 FINISHED_KEY_PREFIX = f"{KEY_PREFIX}finished:"
-# A minute's counter of finished jobs outlives the hour the overview sums.
-FINISHED_COUNTER_MS = 7_200_000
+# An idle hash of finished counts outlives the hour the overview sums.
+FINISHED_COUNTS_KEEP_MS = 7_200_000
+FINISHED_WINDOW_MINUTES = 60
 # Jobs examined per sweep call, for each of its three tasks: bounds the time one script holds
 # Redis (well under 10 ms at a million queued jobs).
 SWEEP_BATCH = 200
@@ -162,6 +164,11 @@ def idempotency_key(user_id: str | None, key: str) -> str:
     return f"{IDEMPOTENCY_KEY_PREFIX}{digest}"
 
 
+def finished_counts_key(state: JobState) -> str:
+    """The per-minute counts of jobs that finished in ``state``."""
+    return f"{FINISHED_KEY_PREFIX}{state.value}"
+
+
 def claim_key(token: str) -> str:
     """The key remembering which job a claim token took."""
     return f"{CLAIM_KEY_PREFIX}{token}"
@@ -234,6 +241,14 @@ class Job:
         # Versions before 0.2 kept the result inside the record.
         return self.result_json or self.fields.get("result") or None
 
+    def result(self) -> dict[str, Any] | None:
+        """The stored result document, parsed; None until the job is complete."""
+        stored = self._stored_result()
+        if not stored:
+            return None
+        document: dict[str, Any] = orjson.loads(stored)
+        return document
+
     def to_json(self) -> bytes:
         """The public record with its result, as JSON bytes.
 
@@ -270,9 +285,8 @@ class Job:
             "request_id": self.request_id,
             "user_id": self.user_id,
         }
-        result_json = self._stored_result()
-        if include_result and result_json:
-            record["result"] = json.loads(result_json)
+        if include_result and self._stored_result():
+            record["result"] = self.result()
         if f.get("error_code"):
             record["error"] = {"code": f["error_code"], "message": f.get("error_message", "")}
         if f["state"] == JobState.RUNNING.value:
@@ -412,7 +426,9 @@ class JobStore:
             "legacy_queue": LEGACY_QUEUE_KEY,
             "job_prefix": JOB_KEY_PREFIX,
             "finished_prefix": FINISHED_KEY_PREFIX,
-            "finished_keep_ms": FINISHED_COUNTER_MS,
+            "finished_keep_ms": FINISHED_COUNTS_KEEP_MS,
+            "complete_counts": finished_counts_key(JobState.COMPLETE),
+            "failed_counts": finished_counts_key(JobState.FAILED),
             "ttl_ms": self._ttl_ms,
         }
         self._submit = StoreScript(client, "submit", shared)
@@ -705,13 +721,22 @@ class JobStore:
 
     def overview(self) -> Overview:
         """Cluster-wide counts and the workers running jobs, in one round trip."""
-        pending, running, complete, failed, workers = self._overview(
+        now_s, pending, running, complete, failed, workers = self._overview(
             keys={}, args={"worker_limit": OVERVIEW_WORKER_LIMIT}
+        )
+        first_minute = int(now_s) // 60 - FINISHED_WINDOW_MINUTES + 1
+        complete_last_hour, failed_last_hour = (
+            sum(
+                int(count)
+                for minute, count in _pairs(counts).items()
+                if int(minute) >= first_minute
+            )
+            for counts in (complete, failed)
         )
         jobs_per_worker: dict[str, int] = {}
         for worker in workers:
             jobs_per_worker[worker or "unknown"] = jobs_per_worker.get(worker or "unknown", 0) + 1
-        return Overview(pending, running, complete, failed, jobs_per_worker)
+        return Overview(pending, running, complete_last_hour, failed_last_hour, jobs_per_worker)
 
     def durability_warnings(self) -> list[str]:
         """Redis settings that can silently lose jobs (eviction, no persistence)."""

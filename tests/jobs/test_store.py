@@ -15,7 +15,7 @@ from app.jobs.ids import new_job_id
 from app.jobs.store import (
     CLAIM_SKIP_LIMIT,
     EXPIRY_KEY,
-    FINISHED_COUNTER_MS,
+    FINISHED_COUNTS_KEEP_MS,
     FINISHED_KEY_PREFIX,
     KEY_PREFIX,
     LEGACY_QUEUE_KEY,
@@ -280,13 +280,10 @@ def test_expired_jobs_leave_no_key_behind(redis_client: redis.Redis, submit, mak
     time.sleep(SHORT_TTL_SECONDS + 0.2)
     store.sweep(max_lost_attempts=3)
     assert store.get(done) is None and store.get(queued) is None
-    # Only the per-minute counters of finished jobs remain, and they expire by themselves.
+    # Only the per-minute counts of finished jobs remain, and they expire by themselves.
     left = redis_client.keys(f"{KEY_PREFIX}*")
-    assert sorted(key.rsplit(":", 1)[0] for key in left) == [
-        f"{FINISHED_KEY_PREFIX}complete",
-        f"{FINISHED_KEY_PREFIX}failed",
-    ]
-    assert all(0 < redis_client.pttl(key) <= FINISHED_COUNTER_MS for key in left)
+    assert sorted(left) == [f"{FINISHED_KEY_PREFIX}complete", f"{FINISHED_KEY_PREFIX}failed"]
+    assert all(0 < redis_client.pttl(key) <= FINISHED_COUNTS_KEEP_MS for key in left)
 
 
 def test_redis_settings_that_can_lose_jobs_are_reported(store, redis_client):
@@ -568,6 +565,18 @@ def test_the_overview_counts_each_finished_job_once_and_names_the_workers(store,
 
 def test_the_overview_sums_the_last_sixty_minutes_only(store, redis_client):
     minute = int(redis_client.time()[0]) // 60
-    for age, count in ((0, 2), (59, 3), (60, 100)):
-        redis_client.set(f"{FINISHED_KEY_PREFIX}complete:{minute - age}", count, px=60_000)
+    counts = {minute: 2, minute - 59: 3, minute - 60: 100}
+    redis_client.hset(f"{FINISHED_KEY_PREFIX}complete", mapping=counts)
     assert store.overview().complete_last_hour == 5
+
+
+def test_a_new_minute_drops_the_counts_past_the_hour(store, submit, redis_client):
+    key = f"{FINISHED_KEY_PREFIX}failed"
+    for _ in range(2):  # again when the minute turned while it ran
+        minute = int(redis_client.time()[0]) // 60
+        redis_client.delete(key)
+        redis_client.hset(key, mapping={minute - 59: 1, minute - 60: 1, minute - 600: 1})
+        store.cancel(submit(), user_id=None, message="m")  # the first finish of this minute
+        if int(redis_client.time()[0]) // 60 == minute:
+            break
+    assert redis_client.hgetall(key) == {str(minute - 59): "1", str(minute): "1"}

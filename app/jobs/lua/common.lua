@@ -15,12 +15,18 @@ local function keep_until(job, id, until_ms, expiry)
   if idempotency and idempotency ~= '' then redis.call('PEXPIREAT', idempotency, until_ms) end
 end
 
--- Count a job that finished (complete or failed) in its minute's counter, kept keep_ms: the
--- dashboard's "finished in the last hour" reads 60 of them, whatever the number of jobs.
+-- Count a job that finished (complete or failed) in its state's hash of per-minute counts: the
+-- dashboard's "finished in the last hour" sums its fields of the last 60 minutes. A new minute
+-- drops the fields past the hour (once a minute, at most 61 fields), and an idle hash expires.
 local function count_finished(finished_prefix, keep_ms, state, now)
-  local counter = finished_prefix .. state .. ':' .. math.floor(now / 60000)
-  redis.call('INCR', counter)
-  redis.call('PEXPIRE', counter, keep_ms)
+  local counts = finished_prefix .. state
+  local minute = math.floor(now / 60000)
+  if redis.call('HINCRBY', counts, minute, 1) == 1 then
+    for _, field in ipairs(redis.call('HKEYS', counts)) do
+      if tonumber(field) < minute - 59 then redis.call('HDEL', counts, field) end
+    end
+  end
+  redis.call('PEXPIRE', counts, keep_ms)
 end
 
 -- Put a job (back) in the queue at its place in submission order: its created_at.

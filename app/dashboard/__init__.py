@@ -1,0 +1,1 @@
+"""The operator's dashboard: server-rendered pages over the job service, readable without JS."""
