@@ -25,7 +25,7 @@ $(INSTALLED): setup.cfg setup.py requirements.txt requirements-dev.txt
 
 install: $(INSTALLED) ## Create .venv and install the package with its test extras
 
-tools: ## Install nginx, HAProxy, wrk, curl (Debian) and Toxiproxy (go install) for e2e and benchmarks
+tools: ## Install nginx, HAProxy, wrk, curl, chromium (Debian) and Toxiproxy (go install) for e2e and benchmarks
 	scripts/install-tools.sh
 
 services-up: ## Start the local Redis and Neo4j under .run/ (installs them when missing)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the end-to-end tests and benchmarks drive for real, installed only when missing:
 # - Debian packages: nginx and HAProxy in front of gunicorn, wrk as the load generator, curl for
-#   the README examples;
+#   the README examples, chromium and chromium-driver (headless, for the dashboard's browser
+#   tests: Selenium is given their paths and never downloads a browser);
 # - Toxiproxy (Shopify's TCP fault injector), built with `go install` from the Go module proxy
 #   into the cache outside the repository: ${SLATESIM_CACHE_DIR:-~/.cache/slatesim}/bin.
 set -euo pipefail
@@ -13,6 +14,8 @@ missing=()
 for tool in nginx haproxy wrk curl; do
   command -v "$tool" >/dev/null || [[ -x "/usr/sbin/$tool" ]] || missing+=("$tool")
 done
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if ((${#missing[@]})); then
   echo "tools: installing ${missing[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive

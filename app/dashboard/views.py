@@ -162,7 +162,8 @@ def player_rows(result: Mapping[str, Any], sort: Sort) -> list[PlayerRow]:
     """The players of a result, sorted, each box on the page's common scale."""
     players: Sequence[Mapping[str, Any]] = result.get("players") or []
     teams = {team["id"]: team.get("name") or team["id"] for team in result.get("teams") or []}
-    per_point = _scale(max((p["p99"] for p in players), default=0.0), BOX_WIDTH)
+    # The top p99's tick sits a stroke inside the edge.
+    per_point = _scale(max((p["p99"] for p in players), default=0.0), BOX_WIDTH - 2)
     rows = [
         PlayerRow(
             id=p["id"],

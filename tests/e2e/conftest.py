@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
+from tests.support.browser import Browser
 from tests.support.gunicorn import Gunicorn
 from tests.support.ports import free_port
 from tests.support.toxiproxy import Proxy, ToxiproxyServer
@@ -40,6 +41,20 @@ def gunicorn(
     yield start
     for instance in instances:
         instance.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Callable[[Gunicorn], Browser]]:
+    """Open a headless chromium on an instance; closed after the test."""
+    sessions: list[Browser] = []
+
+    def open_on(server: Gunicorn) -> Browser:
+        sessions.append(Browser(f"http://127.0.0.1:{server.port}"))
+        return sessions[-1]
+
+    yield open_on
+    for session in sessions:
+        session.close()
 
 
 @pytest.fixture(scope="session")

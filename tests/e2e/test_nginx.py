@@ -151,10 +151,12 @@ def test_bodies_up_to_the_limit_reach_the_app_and_larger_ones_get_413(proxied):
     assert too_large.status == 413
 
 
-def test_probes_are_served_to_the_internal_networks_only(proxied):
-    # 127.0.0.1 stands for the balancer; 127.0.0.3 is outside the example's allow lines.
+def test_probes_and_the_dashboard_are_served_to_the_internal_networks_only(proxied):
+    # 127.0.0.1 stands for the balancer; 127.0.0.3 is outside the example's internal networks.
     _, nginx = proxied
-    for path in ("/health", "/ready"):
+    for path in ("/health", "/ready", "/dashboard", "/dashboard/jobs", "/dashboard/overview.json"):
         assert request(nginx.port, "GET", path).status == 200
         assert request(nginx.port, "GET", path, source=CLIENT_ADDRESS).status == 403
+    cancel = "/dashboard/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV/cancel"
+    assert request(nginx.port, "POST", cancel, source=CLIENT_ADDRESS).status == 403
     assert request(nginx.port, "GET", "/jobs?limit=1", source=CLIENT_ADDRESS).status == 200
