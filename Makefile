@@ -11,7 +11,7 @@ SERVICES_ENV := .run/services.env
 PYTEST_ARGS ?=
 
 .PHONY: help install tools services-up services-down services-status run seed test test-fast test-long lint bench \
-        bench-http bench-store bench-sim bench-lifecycle bench-instance clean
+        bench-http bench-store bench-sim bench-lifecycle bench-instance bench-dashboard clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ bench-lifecycle: install services-up ## Shutdown and crash-recovery timings of a
 
 bench-instance: install services-up ## A full instance at defaults: aggregate job rate, probes under load
 	$(BENCH) instance
+
+bench-dashboard: install services-up ## Dashboard: a 494-player job page's server time, the overview's Redis CPU
+	$(BENCH) dashboard
 
 clean: ## Remove the venv, caches and logs (keeps .run/ data: use services-down first)
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache logs

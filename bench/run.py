@@ -1,6 +1,6 @@
 """Run the benchmarks, print one table, write bench/results/latest.json; and what the parts share.
 
-    python -m bench.run [http] [store] [sim] [lifecycle]     # no argument: every part
+    python -m bench.run [http] [store] [sim] [lifecycle] [instance] [dashboard]   # none: all
 
 Each part is also a command of its own (``python -m bench.bench_http``, ...) that prints its
 table and ``MISSED:`` lines and, with ``--json PATH``, writes its figures. This runner starts
@@ -49,6 +49,7 @@ PARTS = {
     "sim": "bench.bench_sim",
     "lifecycle": "bench.bench_lifecycle",
     "instance": "bench.bench_instance",
+    "dashboard": "bench.bench_dashboard",
 }
 # A part that runs longer than this is stuck; it is stopped and reported, the others go on.
 PART_TIMEOUT_SECONDS = 900

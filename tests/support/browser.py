@@ -89,11 +89,8 @@ class Browser:
 
     def console_errors(self) -> list[str]:
         """The page's console errors so far (CSP violations among them)."""
-        return [
-            entry["message"]
-            for entry in self.driver.get_log("browser")
-            if entry["level"] == "SEVERE"
-        ]
+        entries: list[dict[str, Any]] = self.driver.get_log("browser")  # type: ignore[no-untyped-call]
+        return [entry["message"] for entry in entries if entry["level"] == "SEVERE"]
 
     def close(self) -> None:
         """End the session and the browser."""
