@@ -52,6 +52,7 @@ def test_the_readme_covers_every_endpoint():
         "/health",
         "/ready",
         "/openapi.json",
+        "/dashboard/",
     ):
         assert f"{README_HOST}{path}" in covered, path
     assert "/cancel" in covered
