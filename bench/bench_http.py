@@ -35,10 +35,9 @@ from app.config import Settings
 from app.correlation import new_id
 from app.jobs.ids import new_job_id
 from app.jobs.store import JobStore
-from app.slates.demo_data import demo_slates
-from app.slates.simulation import simulate
 from bench.run import BARE_CONFIG, PEER_CONFIG, Figure, bench_database, part_main
 from tests.support.gunicorn import Gunicorn
+from tests.support.results import stored_result
 
 # Own database of the shared Redis, flushed before and after; far from the low numbers that
 # the tests (1), `make run` (0) and ad-hoc work reach for.
@@ -284,15 +283,13 @@ def complete_job(store: JobStore) -> str:
 
     The queue must be empty: the claim takes the oldest pending job.
     """
-    slate = next(s for s in demo_slates() if s["id"] == SLATE_ID)
     params = {**SUBMISSION, "scenario_count": COMPLETE_JOB_SCENARIOS}
     store.submit(new_job_id(), params, request_id=new_job_id(), user_id=None)
     job = store.claim_next(new_id(), worker="bench", instance="bench", lease_seconds=60).job
     assert job is not None, "the queue held no job to claim"
     started = time.perf_counter()
-    result = simulate(slate, params["scenario_count"], params["seed"])
+    payload = stored_result(SLATE_ID, params["scenario_count"], params["seed"])
     duration_ms = (time.perf_counter() - started) * 1000
-    payload = json.dumps(result, separators=(",", ":"))
     store.mark_complete(job.id, job.claim_token, payload, duration_ms=duration_ms)
     return job.id
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import statistics
 import tempfile
 import threading
@@ -36,12 +35,11 @@ from app.config import Settings
 from app.correlation import new_id
 from app.jobs.ids import new_job_id
 from app.jobs.store import Job, JobStore
-from app.slates.demo_data import demo_slates
-from app.slates.simulation import simulate
 from bench.run import Figure, bench_database, part_main
 from bench.store_replication import measure_replication
 from bench.store_scale import BACKLOGS, GIB, measure_scale
 from tests.support.redis_server import RedisServer
+from tests.support.results import stored_result
 
 # Own database of the shared Redis, flushed before and after; far from the low numbers that
 # the tests (1), `make run` (0) and ad-hoc work reach for.
@@ -204,10 +202,7 @@ def _count_each_operation(url: str) -> dict[str, CommandCount]:
     """Commands per operation on the private server at ``url``."""
     client = redis.Redis.from_url(url, decode_responses=True, connection_class=CountingConnection)
     store = JobStore(client, ttl_seconds=Settings().job_ttl_seconds)
-    slate = next(s for s in demo_slates() if s["id"] == PARAMS["slate_id"])
-    result = json.dumps(
-        simulate(slate, PARAMS["scenario_count"], PARAMS["seed"]), separators=(",", ":")
-    )
+    result = stored_result(PARAMS["slate_id"], PARAMS["scenario_count"], PARAMS["seed"])
     batch = WARMUP_OPERATIONS + COUNTED_OPERATIONS
     claimed: list[Job] = []
 

@@ -16,7 +16,6 @@ job's record against a pending one's.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import tempfile
@@ -32,10 +31,9 @@ from app.connections import create_redis
 from app.correlation import new_id
 from app.jobs.ids import new_job_id
 from app.jobs.store import JobStore, job_key, result_key
-from app.slates.demo_data import demo_slates
-from app.slates.simulation import simulate
 from tests.support.backlog import PARAMS, load_backlog
 from tests.support.redis_server import RedisServer
+from tests.support.results import stored_result
 
 BACKLOGS = (0, 100_000, 1_000_000)
 ROUNDS = 1000
@@ -67,9 +65,9 @@ class Percentiles:
 
 def result_payload() -> str:
     """A complete job's stored result: the football slate at 10k scenarios."""
-    slate = next(s for s in demo_slates() if s["id"] == RESULT_PARAMS["slate_id"])
-    result = simulate(slate, RESULT_PARAMS["scenario_count"], RESULT_PARAMS["seed"])
-    return json.dumps(result, separators=(",", ":"))
+    return stored_result(
+        RESULT_PARAMS["slate_id"], RESULT_PARAMS["scenario_count"], RESULT_PARAMS["seed"]
+    )
 
 
 def transition_latencies(client: redis.Redis, store: JobStore, payload: str) -> dict[str, Any]:

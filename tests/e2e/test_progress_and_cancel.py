@@ -1,10 +1,10 @@
 """Watching and stopping long jobs through a real gunicorn on the real Redis and Neo4j.
 
 Invariants: a running job's progress is seen moving forward and the result is the one the
-same job gives without progress reporting; a cancelled pending job never starts; a cancelled
-running job stops within one heartbeat and one chunk and frees its thread; a cancel racing a
-completion ends in exactly one consistent outcome; the CLI shows a progress bar on a terminal,
-JSON lines when piped, and exits 0, 1 or 2 as documented.
+same job gives without progress reporting (named as the job body names it); a cancelled
+pending job never starts; a cancelled running job stops within one heartbeat and one chunk and
+frees its thread; a cancel racing a completion ends in exactly one consistent outcome; the CLI
+shows a progress bar on a terminal, JSON lines when piped, and exits 0, 1 or 2 as documented.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from app.jobs.simulation_job import with_names
 from app.slates.demo_data import demo_slates
 from app.slates.simulation import simulate
 from tests.support.gunicorn import REPO_ROOT, Gunicorn
@@ -65,7 +66,7 @@ def test_progress_moves_forward_and_the_result_is_unchanged(gunicorn):
     assert all(0 < progress["fraction"] < 1 for progress in seen), seen
     assert "progress" not in record
     slate = next(s for s in demo_slates() if s["id"] == SLATE)
-    alone = simulate(slate, LONG_SCENARIOS, LONG_SEED)
+    alone = with_names(simulate(slate, LONG_SCENARIOS, LONG_SEED), slate)
     for key in ("players", "teams", "scenario_count", "seed"):
         assert record["result"][key] == alone[key], key
 
