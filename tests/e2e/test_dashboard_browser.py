@@ -8,8 +8,12 @@ Each page is saved as a screenshot under .artifacts/dashboard/.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from tests.support.browser import Browser
+from tests.support.gunicorn import Gunicorn
 from tests.support.slates import ATTRIBUTE_NAME, HOSTILE_SLATE_ID, SCRIPT_NAME, hostile_slate
 
 pytestmark = pytest.mark.e2e
@@ -25,6 +29,22 @@ def _submit(server, slate_id: str, scenarios: int) -> str:
     assert response.status == 202, response.body
     job_id: str = response.body["id"]
     return job_id
+
+
+def _complete_job_page(
+    gunicorn: Callable[..., Gunicorn],
+    browser: Callable[[Gunicorn], Browser],
+    slate_id: str,
+    scenarios: int,
+    query: str = "",
+) -> Browser:
+    """A browser on the page of a job of ``slate_id`` that ran to complete."""
+    server = gunicorn()
+    job_id = _submit(server, slate_id, scenarios)
+    server.wait_for_job(job_id, {"complete"})
+    page = browser(server)
+    page.open(f"/dashboard/jobs/{job_id}{query}")
+    return page
 
 
 def test_the_overview_shows_the_counts_as_jobs_arrive_without_a_reload(gunicorn, browser):
@@ -73,11 +93,7 @@ def test_a_running_jobs_bar_moves_and_cancel_stops_it(gunicorn, browser):
 
 
 def test_a_complete_jobs_page_has_every_player_with_a_picture(gunicorn, browser):
-    server = gunicorn()
-    job_id = _submit(server, FOOTBALL, 20_000)
-    server.wait_for_job(job_id, {"complete"})
-    page = browser(server)
-    page.open(f"/dashboard/jobs/{job_id}")
+    page = _complete_job_page(gunicorn, browser, FOOTBALL, 20_000)
     rows = page.find_all("tr[data-player-id]")
     assert len(rows) == FOOTBALL_PLAYERS
     widths = page.script(
@@ -96,11 +112,7 @@ def test_a_complete_jobs_page_has_every_player_with_a_picture(gunicorn, browser)
 
 
 def test_a_player_named_with_markup_is_shown_as_text(gunicorn, browser):
-    server = gunicorn()
-    job_id = _submit(server, HOSTILE_SLATE_ID, 2000)
-    server.wait_for_job(job_id, {"complete"})
-    page = browser(server)
-    page.open(f"/dashboard/jobs/{job_id}?sort=name")
+    page = _complete_job_page(gunicorn, browser, HOSTILE_SLATE_ID, 2000, "?sort=name")
     assert page.text('tr[data-player-id="hx-a-0"] .player-name') == SCRIPT_NAME
     assert page.text('tr[data-player-id="hx-b-1"] .player-name') == ATTRIBUTE_NAME
     assert len(page.find_all("tr[data-player-id]")) == len(hostile_slate()["players"])
