@@ -84,7 +84,9 @@ def test_a_running_jobs_bar_moves_and_cancel_stops_it(gunicorn, browser):
     assert page.text('[data-field="state"]') == "running"
     page.screenshot("job-running")
     page.find("form.cancel button").click()
-    page.wait(lambda: page.text('[data-field="state"]') == "cancelled", 30, "state cancelled")
+    # The server's page of the ended job: its error section, and the state says cancelled.
+    page.wait(lambda: page.text(".failure code") == "cancelled", 30, "the cancelled job's page")
+    assert page.text('[data-field="state"]') == "cancelled"
     page.screenshot("job-cancelled")
     record = server.request("GET", f"/jobs/{job_id}").body
     assert record["state"] == "failed" and record["error"]["code"] == "cancelled"
@@ -104,7 +106,7 @@ def test_a_complete_jobs_page_has_every_player_with_a_picture(gunicorn, browser)
     assert len(page.find_all("tr[data-team-id] svg.bar")) == 2 * 26
     page.screenshot("job-complete")
     page.find('a.sort[href*="sort=p90"]').click()
-    page.wait(lambda: "sort=p90" in page.driver.current_url)
+    page.wait(lambda: page.text("a.sort[data-sorted]").startswith("p90"), what="sorted by p90")
     p90 = [float(cell.text) for cell in page.find_all("tr[data-player-id] td:nth-child(7)")]
     assert len(p90) == FOOTBALL_PLAYERS and p90 == sorted(p90, reverse=True)
     page.screenshot("job-complete-by-p90")

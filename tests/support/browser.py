@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
@@ -75,10 +76,18 @@ class Browser:
         return self.driver.execute_script(source, *args)
 
     def wait(self, condition: Callable[[], T], timeout: float = 15.0, what: str = "") -> T:
-        """Poll ``condition`` until it is truthy; its value."""
-        value: T = WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
-            lambda _: condition(), message=what
-        )
+        """Poll ``condition`` until it is truthy; its value.
+
+        A page that is replaced between finding an element and reading it (a redirect, the
+        script's reload when a job ends) is polled again, as is one whose element is not there
+        yet.
+        """
+        value: T = WebDriverWait(
+            self.driver,
+            timeout,
+            poll_frequency=0.1,
+            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+        ).until(lambda _: condition(), message=what)
         return value
 
     def screenshot(self, name: str) -> Path:
