@@ -12,13 +12,13 @@ runs it), then:
   the same job in the same process (the JSON API). Absolute target: under 50 ms.
 - overview: Redis's own CPU time (``INFO cpu``, user + sys) per overview (the store's
   overview script) over CALLS calls, with 4 jobs running, against the readiness check's Redis
-  work (PING and the two counts, pipelined, as /ready sends them). Target: no more.
+  work (the readiness checker's own Redis check: PING and the two counts, pipelined, as /ready
+  sends them). Target: no more.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -32,9 +32,9 @@ from app.config import Settings
 from app.correlation import new_id
 from app.jobs.ids import new_job_id
 from app.jobs.simulation_job import simulation_job
-from app.jobs.store import JobStore
 from app.services import EXTENSION_KEY, Services
 from bench.run import Figure, bench_database, part_main
+from tests.support.results import run_next_job
 
 REDIS_DB = 10
 SLATE_ID = "nfl-2026-11-29-main"
@@ -59,14 +59,12 @@ def _server_ms(client: FlaskClient, path: str, times: int) -> float:
 
 def _complete_job(svc: Services) -> tuple[str, int]:
     """Run one 1M-scenario football job to complete; its id and result size in bytes."""
-    job_id = new_job_id()
     params = {"slate_id": SLATE_ID, "scenario_count": SCENARIOS, "seed": 1}
-    svc.store.submit(job_id, params, request_id=None, user_id="bench")
-    job = svc.store.claim_next(new_id(), worker="bench:1", instance="bench:0", lease_seconds=600)
-    assert job.job is not None and job.job.id == job_id
-    result = json.dumps(simulation_job(svc.slates)(job.job.params))
-    svc.store.mark_complete(job_id, job.job.claim_token, result, duration_ms=1)
-    return job_id, len(result)
+    svc.store.submit(new_job_id(), params, request_id=None, user_id="bench")
+    job_id = run_next_job(svc.store, simulation_job(svc.slates), worker="bench:1")
+    job = svc.store.get(job_id)
+    assert job is not None and job.result_json is not None, "the job did not complete"
+    return job_id, len(job.result_json)
 
 
 def _redis_cpu_us(client: redis.Redis, call: Callable[[], object], calls: int) -> float:
@@ -109,17 +107,13 @@ def measure(env: dict[str, str], client: redis.Redis, renders: int, calls: int) 
                 new_id(), worker=f"bench:{n % 2}", instance="bench:0", lease_seconds=600
             )
 
-        def readiness() -> None:
-            pipe = client.pipeline(transaction=False)
-            pipe.ping()
-            JobStore.queue_depth_commands(pipe)
-            pipe.execute()
+        def readiness() -> None:  # what /ready asks of Redis, through its own checker
+            svc.readiness.check(("redis",))
 
-        store = JobStore(client, ttl_seconds=settings.job_ttl_seconds)
         # Alternated, so a burst of load elsewhere on the host falls on both sides.
         overview_us, ready_us = [], []
         for _ in range(3):
-            overview_us.append(_redis_cpu_us(client, store.overview, calls))
+            overview_us.append(_redis_cpu_us(client, svc.store.overview, calls))
             ready_us.append(_redis_cpu_us(client, readiness, calls))
         raw["overview_redis_cpu_us"] = statistics.median(overview_us)
         raw["ready_redis_cpu_us"] = statistics.median(ready_us)

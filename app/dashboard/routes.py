@@ -78,13 +78,14 @@ def job_list() -> str:
 def job_page(job_id: str) -> str:
     """One job: params, metadata, timeline, progress or result pictures, and its Cancel form."""
     sort, notice = views.parse_job_page_query(request.args.to_dict())
-    job = services().jobs.get(job_id)
+    page = views.job_page(services().jobs.get(job_id), sort)
     return render_template(
         "dashboard/job.html",
         notice=views.NOTICES.get(notice or ""),
-        csrf_token=csrf.page_token(request),
+        # A token (and its cookie) only for a page that has the Cancel form.
+        csrf_token=csrf.page_token(request) if page["cancellable"] else None,
         csrf_field=csrf.FIELD_NAME,
-        **views.job_page(job, sort),
+        **page,
     )
 
 

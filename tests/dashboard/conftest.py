@@ -9,10 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.correlation import new_id
-from app.jobs.runner import JobFailure
 from app.jobs.simulation_job import simulation_job
 from app.services import EXTENSION_KEY, Services
+from tests.support import results
 
 SUBMIT_HEADERS = {"Content-Type": "application/json"}
 
@@ -47,20 +46,4 @@ def submit(client: FlaskClient) -> Callable[..., str]:
 def run_next_job(svc: Services) -> Callable[[], str]:
     """Run the oldest pending job to its end in this thread, as a job thread would; its id."""
     body = simulation_job(svc.slates)
-
-    def run() -> str:
-        job = svc.store.claim_next(
-            new_id(), worker="test-host:1", instance="test-host:0", lease_seconds=60
-        ).job
-        assert job is not None, "no pending job"
-        try:
-            result = body(job.params)
-        except JobFailure as failure:
-            svc.store.mark_failed(
-                job.id, job.claim_token, failure.code, failure.message, duration_ms=1
-            )
-        else:
-            svc.store.mark_complete(job.id, job.claim_token, json.dumps(result), duration_ms=1)
-        return job.id
-
-    return run
+    return lambda: results.run_next_job(svc.store, body)

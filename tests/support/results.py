@@ -1,10 +1,14 @@
-"""A complete job's result document as the service stores it, for benchmarks and tests."""
+"""Jobs and results as the service stores them, for benchmarks and tests: a result document,
+and a pending job run to its end in the calling thread."""
 
 from __future__ import annotations
 
 import json
 
+from app.correlation import new_id
+from app.jobs.runner import JobBody, JobFailure
 from app.jobs.simulation_job import with_names
+from app.jobs.store import JobStore
 from app.slates.demo_data import demo_slates
 from app.slates.simulation import simulate
 
@@ -14,3 +18,17 @@ def stored_result(slate_id: str, scenario_count: int, seed: int) -> str:
     slate = next(s for s in demo_slates() if s["id"] == slate_id)
     result = with_names(simulate(slate, scenario_count, seed), slate)
     return json.dumps(result, separators=(",", ":"))
+
+
+def run_next_job(store: JobStore, body: JobBody, *, worker: str = "test-host:1") -> str:
+    """Claim the oldest pending job and run ``body`` on it to complete (or failed, when it
+    raises JobFailure), storing the outcome as a job thread would; the job's id."""
+    job = store.claim_next(new_id(), worker=worker, instance="test-host:0", lease_seconds=600).job
+    assert job is not None, "no pending job"
+    try:
+        result = body(job.params)
+    except JobFailure as failure:
+        store.mark_failed(job.id, job.claim_token, failure.code, failure.message, duration_ms=1)
+    else:
+        store.mark_complete(job.id, job.claim_token, json.dumps(result), duration_ms=1)
+    return job.id
