@@ -29,7 +29,14 @@ import redis
 
 from app.config import Settings
 from app.correlation import bound_ids, new_id
-from app.jobs.store import ClaimOutcome, ClaimStatus, Job, JobStore, Transition
+from app.jobs.store import (
+    CANCELLED_ERROR_CODE,
+    ClaimOutcome,
+    ClaimStatus,
+    Job,
+    JobStore,
+    Transition,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +254,7 @@ class JobRunner:
         other); the drain deadline does.
         """
         token = new_id()
-        return self._with_store_retry(
+        outcome = self._with_store_retry(
             lambda: self._store.claim_next(
                 token,
                 worker=self.worker_id,
@@ -256,6 +263,9 @@ class JobRunner:
             ),
             "claim a job",
         )
+        for job_id in outcome.cancelled if outcome else ():
+            logger.info("job cancelled before it ran again", extra={"job_id": job_id})
+        return outcome
 
     def _run(self, job: Job) -> bool:
         """Run one claimed job; return False when it was deferred (handed back)."""
@@ -293,7 +303,7 @@ class JobRunner:
             return False
         except JobCancelled:
             logger.info("job cancelled", extra={"scenarios_done": attempt.scenarios_done})
-            self._fail(attempt, "cancelled", CANCELLED_MESSAGE, started)
+            self._fail(attempt, CANCELLED_ERROR_CODE, CANCELLED_MESSAGE, started)
             return True
         except JobFailure as failure:
             code, message = failure.code, failure.message

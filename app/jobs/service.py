@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
+from ulid import ULID
 
 from app.errors import (
+    ApiError,
     DependencyUnavailable,
     IdempotencyConflict,
     JobExpired,
@@ -123,22 +125,27 @@ class JobService:
         """The job with this ID, or the error saying why there is none."""
         job_id = parse_job_id_text(job_id_text)
         job = self._store_call(lambda: self.store.get(str(job_id)))
-        if job is not None:
-            return job
+        if job is None:
+            raise self._no_record(job_id)
+        return job
+
+    def _no_record(self, job_id: ULID) -> ApiError:
+        """Why Redis holds no record of ``job_id``: its retention ended (410), or never issued."""
         retention_ms = self.store.ttl_seconds * 1000
         if was_issued_here(job_id) and job_id.milliseconds <= time.time() * 1000 - retention_ms:
-            raise JobExpired(str(job_id))
-        raise JobNotFound(f"no job {job_id}")
+            return JobExpired(str(job_id))
+        return JobNotFound(f"no job {job_id}")
 
     def cancel(self, job_id_text: str, *, user_id: str | None) -> tuple[Job, bool]:
         """Cancel a job: the record, and whether it is still running (asked to stop) or not."""
-        job_id = str(parse_job_id_text(job_id_text))
-        status = self._store_call(
+        parsed = parse_job_id_text(job_id_text)
+        job_id = str(parsed)
+        outcome = self._store_call(
             lambda: self.store.cancel(job_id, user_id=user_id, message=PENDING_CANCELLED_MESSAGE)
         )
-        if status is CancelStatus.MISSING:
-            self.get(job_id)  # raises what a GET would: 404, or 410 for an expired job
-        job = self.get(job_id)
+        status, job = outcome.status, outcome.job
+        if job is None:
+            raise self._no_record(parsed)
         if status is CancelStatus.FINISHED:
             raise JobFinished(f"job {job_id} is already {job.state.value}; nothing to cancel")
         if status is not CancelStatus.ALREADY:

@@ -87,6 +87,10 @@ STAGED_RESULT_MS = 3_600_000
 # Running jobs whose worker the overview reads: enough for any fleet the overview lists.
 OVERVIEW_WORKER_LIMIT = 1000
 WORKER_LOST_MESSAGE = "the worker running this job vanished on every attempt"
+# The error code of every cancelled job, whichever way the cancel took effect.
+CANCELLED_ERROR_CODE = "cancelled"
+# A job asked to stop while it ran, back in the queue before its attempt saw the request.
+CANCELLED_AT_CLAIM_MESSAGE = "cancelled by request; it was not run again and stored no result"
 
 
 class JobState(str, Enum):
@@ -338,6 +342,14 @@ class Overview:
 
 
 @dataclass(frozen=True)
+class CancelOutcome:
+    """What a cancel did, and the job as the cancel left it (None when there is no record)."""
+
+    status: CancelStatus
+    job: Job | None
+
+
+@dataclass(frozen=True)
 class SubmitOutcome:
     """What a submission did, and the created (or earlier) job as stored."""
 
@@ -347,10 +359,14 @@ class SubmitOutcome:
 
 @dataclass(frozen=True)
 class ClaimOutcome:
-    """What a claim found; ``job`` is the claimed job when ``status`` is CLAIMED."""
+    """What a claim found; ``job`` is the claimed job when ``status`` is CLAIMED.
+
+    ``cancelled`` names the jobs the claim failed as cancelled instead of running them.
+    """
 
     status: ClaimStatus
     job: Job | None = None
+    cancelled: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -430,6 +446,8 @@ class JobStore:
             "complete_counts": finished_counts_key(JobState.COMPLETE),
             "failed_counts": finished_counts_key(JobState.FAILED),
             "ttl_ms": self._ttl_ms,
+            "cancelled_code": CANCELLED_ERROR_CODE,
+            "cancelled_message": CANCELLED_AT_CLAIM_MESSAGE,
         }
         self._submit = StoreScript(client, "submit", shared)
         self._claim = StoreScript(client, "claim", shared)
@@ -553,10 +571,9 @@ class JobStore:
                 "skip_limit": CLAIM_SKIP_LIMIT,
             },
         )
-        status = ClaimStatus(reply[0])
-        if status is ClaimStatus.CLAIMED:
-            return ClaimOutcome(status, Job(reply[1], _pairs(reply[2])))
-        return ClaimOutcome(status)
+        status, job_id, flat, cancelled = reply
+        job = Job(job_id, _pairs(flat)) if status == ClaimStatus.CLAIMED.value else None
+        return ClaimOutcome(ClaimStatus(status), job, tuple(cancelled))
 
     def renew_leases(
         self, held: Iterable[tuple[str, str, int | None]], *, lease_seconds: float
@@ -683,12 +700,17 @@ class JobStore:
 
         return parse
 
-    def cancel(self, job_id: str, *, user_id: str | None, message: str) -> CancelStatus:
-        """Cancel a pending job at once, or mark a running one to stop; safe to send again."""
+    def cancel(self, job_id: str, *, user_id: str | None, message: str) -> CancelOutcome:
+        """Cancel a pending job at once, or mark a running one to stop; safe to send again.
+
+        The outcome carries the record as the same script left it: what the caller shows
+        cannot be a later state (a job that completed after the cancel was answered).
+        """
         keys = {"job": job_key(job_id)}
         args = {"id": job_id, "user_id": user_id or "", "message": message}
         replies = self._confirmed([self._cancel], lambda pipe: self._cancel.queue(pipe, keys, args))
-        return CancelStatus(replies[0])
+        status, flat = replies[0]
+        return CancelOutcome(CancelStatus(status), Job(job_id, _pairs(flat)) if flat else None)
 
     # --- upkeep --------------------------------------------------------------------------------
     def sweep(self, *, max_lost_attempts: int) -> SweepOutcome:

@@ -108,6 +108,52 @@ def test_a_cancelled_running_job_stops_within_a_heartbeat_and_frees_its_thread(g
     assert after.status == 200 and after.body["error"]["code"] == "cancelled"
 
 
+# An instance whose attempts hear of a cancel only at a slow heartbeat: what ends them first is
+# the hand-back or the kill the test sends (heartbeat + 2 timeouts stay under the 9 s lease).
+DEAF_INSTANCE = {"JOB_HEARTBEAT_SECONDS": "4", "DEPENDENCY_TIMEOUT_SECONDS": "1"}
+
+
+def _cancel_running(server: Gunicorn, job_ids: list[str]) -> None:
+    for job_id in job_ids:
+        server.wait_for_job(job_id, {"running"}, timeout=30)
+    for job_id in job_ids:
+        response = server.request("POST", f"/jobs/{job_id}/cancel", headers={"X-User-ID": "bob"})
+        assert response.status == 202, response.body
+        assert response.body["state"] == "running" and response.body["cancel_requested_at"]
+
+
+def _assert_ended_cancelled_without_running_again(server: Gunicorn, job_ids: list[str]) -> None:
+    for job_id in job_ids:
+        record = server.wait_for_job(job_id, {"complete", "failed"}, timeout=60)
+        assert record["state"] == "failed", record
+        assert record["error"]["code"] == "cancelled" and "result" not in record
+        assert record["cancelled_by"] == "bob"
+        assert started_lines(server, job_id) == 0
+
+
+def test_a_cancelled_job_handed_back_at_sigterm_never_completes_on_the_next_instance(gunicorn):
+    """Invariant: a 202 to a cancel is kept across a drain that hands the job back."""
+    first = gunicorn(JOB_CONCURRENCY="3", SHUTDOWN_TIMEOUT_SECONDS="0", **DEAF_INSTANCE)
+    job_ids = [submit(first, {**LONG_JOB, "seed": n}) for n in range(3)]
+    _cancel_running(first, job_ids)
+    first.terminate()
+    assert first.wait_exit(30) == 0
+    handed_back = [
+        line["job_id"] for line in first.json_lines() if "straggler" in line.get("message", "")
+    ]
+    assert handed_back, "the drain should hand the cancelled jobs back"
+    _assert_ended_cancelled_without_running_again(gunicorn(), job_ids)
+
+
+def test_a_cancelled_job_whose_instance_is_killed_never_completes_after_recovery(gunicorn):
+    """Invariant: a 202 to a cancel is kept across a SIGKILL and the lease recovery after it."""
+    first = gunicorn(**DEAF_INSTANCE)
+    job_id = submit(first, LONG_JOB)
+    _cancel_running(first, [job_id])
+    first.kill_group()
+    _assert_ended_cancelled_without_running_again(gunicorn(), [job_id])
+
+
 def test_a_cancel_racing_completion_has_exactly_one_outcome(gunicorn):
     server = gunicorn()
     outcomes = []

@@ -281,7 +281,7 @@ def test_a_cancelled_running_job_stops_at_a_chunk_and_frees_its_thread(store, ru
     cancelled, following = submit(), submit()
     wait_until(lambda: _state(store, cancelled) is JobState.RUNNING, 5, what="running")
     requested = time.monotonic()
-    assert store.cancel(cancelled, user_id="alice", message="m").value == "requested"
+    assert store.cancel(cancelled, user_id="alice", message="m").status.value == "requested"
     wait_until(lambda: _state(store, cancelled) is JobState.FAILED, 5, what="the job stopped")
     stopped = time.monotonic() - requested
     record = _record(store, cancelled).to_dict()

@@ -519,19 +519,84 @@ def test_progress_rides_on_the_renewal_and_only_moves_forward_within_an_attempt(
 
 def test_cancel_fails_a_pending_job_at_once_and_marks_a_running_one(store, submit):
     pending = submit()
-    assert store.cancel(pending, user_id="bob", message="m") is CancelStatus.CANCELLED
+    assert store.cancel(pending, user_id="bob", message="m").status is CancelStatus.CANCELLED
     record = store.get(pending).to_dict()
     assert record["state"] == "failed" and record["error"]["code"] == "cancelled"
     assert record["cancelled_by"] == "bob" and store.queue_depth()["pending"] == 0
-    assert store.cancel(pending, user_id="bob", message="m") is CancelStatus.ALREADY
+    assert store.cancel(pending, user_id="bob", message="m").status is CancelStatus.ALREADY
     running_id = submit()
     job = _claim(store)
-    assert store.cancel(running_id, user_id=None, message="m") is CancelStatus.REQUESTED
+    assert store.cancel(running_id, user_id=None, message="m").status is CancelStatus.REQUESTED
     renewed = store.renew_leases([(running_id, job.claim_token, 10)], lease_seconds=LEASE)
     assert renewed.cancel_requested == [job.claim_token]
     assert store.mark_complete(running_id, job.claim_token, "{}", duration_ms=1).stored
-    assert store.cancel(running_id, user_id=None, message="m") is CancelStatus.FINISHED
-    assert store.cancel(new_job_id(), user_id=None, message="m") is CancelStatus.MISSING
+    assert store.cancel(running_id, user_id=None, message="m").status is CancelStatus.FINISHED
+    assert store.cancel(new_job_id(), user_id=None, message="m").status is CancelStatus.MISSING
+
+
+@pytest.mark.parametrize("way_back", ["hand-back", "lease recovery", "instance hand-back"])
+def test_a_job_cancelled_while_running_that_comes_back_is_failed_by_the_claim_never_run(
+    store, submit, way_back
+):
+    """Invariant: a 202 to a cancel is kept, whatever brings the job back to the queue."""
+    cancelled_id, following = submit(), submit()
+    job = store.claim_next(new_id(), worker="a:1", instance="a:0", lease_seconds=0.2).job
+    assert job is not None and job.id == cancelled_id
+    outcome = store.cancel(cancelled_id, user_id="bob", message="m")
+    assert outcome.status is CancelStatus.REQUESTED
+    if way_back == "hand-back":
+        assert store.release(cancelled_id, job.claim_token) is Transition.APPLIED
+    elif way_back == "instance hand-back":
+        assert store.release_instance("a:0") == [cancelled_id]
+    else:
+        time.sleep(0.3)
+        assert store.sweep(max_lost_attempts=3).recovered[0].outcome == "requeued"
+    waiting = store.get(cancelled_id).to_dict()
+    assert waiting["state"] == "pending" and waiting["cancel_requested_at"]
+    claimed = store.claim_next(new_id(), worker="b:1", instance="b:0", lease_seconds=LEASE)
+    assert claimed.cancelled == (cancelled_id,)
+    assert claimed.job is not None and claimed.job.id == following  # the claim went on
+    record = store.get(cancelled_id).to_dict()
+    assert record["state"] == "failed" and record["error"]["code"] == "cancelled"
+    assert record["cancelled_by"] == "bob" and "result" not in record
+    assert record["attempts"] == 1  # the claim did not start a second attempt
+    assert store.overview().failed_last_hour == 1
+    assert store.list_jobs(JobState.FAILED, limit=10)[0][0].id == cancelled_id
+    assert store.list_jobs(JobState.PENDING, limit=10)[0] == []
+    assert store.cancel(cancelled_id, user_id=None, message="m").status is CancelStatus.ALREADY
+
+
+def test_a_cancel_of_a_pending_job_already_asked_to_stop_fails_it_and_keeps_the_first_request(
+    store, submit
+):
+    job_id = submit()
+    job = _claim(store)
+    first = store.cancel(job_id, user_id="bob", message="m").job
+    assert store.release(job_id, job.claim_token) is Transition.APPLIED
+    outcome = store.cancel(job_id, user_id="carol", message="m")
+    assert outcome.status is CancelStatus.CANCELLED
+    assert outcome.job is not None and first is not None
+    record = outcome.job.to_dict()
+    assert record["state"] == "failed" and record["cancelled_by"] == "bob"
+    assert record["cancel_requested_at"] == first.to_dict()["cancel_requested_at"]
+    assert store.queue_depth() == {"pending": 0, "running": 0}
+
+
+def test_a_cancel_answers_with_the_record_its_own_script_left(store, submit):
+    """Invariant: the record a cancel returns is the one it wrote, never a later state."""
+    pending = submit()
+    outcome = store.cancel(pending, user_id="bob", message="m")
+    assert outcome.job is not None and outcome.job.to_dict()["state"] == "failed"
+    running_id = submit()
+    job = _claim(store)
+    outcome = store.cancel(running_id, user_id=None, message="m")
+    assert outcome.job is not None
+    assert outcome.job.state is JobState.RUNNING and outcome.job.to_dict()["cancel_requested_at"]
+    store.mark_complete(running_id, job.claim_token, "{}", duration_ms=1)
+    finished = store.cancel(running_id, user_id=None, message="m")
+    assert finished.status is CancelStatus.FINISHED and finished.job is not None
+    assert finished.job.state is JobState.COMPLETE
+    assert store.cancel(new_job_id(), user_id=None, message="m").job is None
 
 
 # --- the overview ------------------------------------------------------------------------------
@@ -550,8 +615,8 @@ def test_the_overview_counts_each_finished_job_once_and_names_the_workers(store,
         store.mark_failed(failed, job.claim_token, "x", "y", duration_ms=1)
         is Transition.ALREADY_APPLIED
     )
-    assert store.cancel(cancelled, user_id=None, message="m") is CancelStatus.CANCELLED
-    assert store.cancel(cancelled, user_id=None, message="m") is CancelStatus.ALREADY
+    assert store.cancel(cancelled, user_id=None, message="m").status is CancelStatus.CANCELLED
+    assert store.cancel(cancelled, user_id=None, message="m").status is CancelStatus.ALREADY
     _claim(store, worker="b:1", lease=0.2)  # the fourth: its worker vanishes
     time.sleep(0.3)
     assert store.sweep(max_lost_attempts=1).recovered[0].outcome == "failed"

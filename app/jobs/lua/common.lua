@@ -29,6 +29,17 @@ local function count_finished(finished_prefix, keep_ms, state, now)
   redis.call('PEXPIRE', counts, keep_ms)
 end
 
+-- Fail a job that was asked to stop (POST /jobs/<id>/cancel), now: failed with the cancel's
+-- code, kept for the retention, listed and counted as failed. The caller takes it off the queue.
+local function finish_cancelled(job, id, now, ttl_ms, expiry, failed_index, finished_prefix,
+                                finished_keep_ms, code, message)
+  redis.call('HSET', job, 'state', 'failed', 'finished_at', now, 'error_code', code,
+             'error_message', message)
+  keep_until(job, id, now + tonumber(ttl_ms), expiry)
+  redis.call('ZADD', failed_index, 0, id)
+  count_finished(finished_prefix, finished_keep_ms, 'failed', now)
+end
+
 -- Put a job (back) in the queue at its place in submission order: its created_at.
 local function enqueue(queue, job, id)
   redis.call('ZADD', queue, redis.call('HGET', job, 'created_at') or 0, id)
