@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Blueprint
 
+from app.jobs.store import CANCELLED_ERROR_CODE
+
 DASH = "—"
 
 
@@ -50,10 +52,11 @@ def duration(millis: float | None) -> str:
 
 
 def state_label(job: dict[str, Any]) -> str:
-    """The state as an operator reads it: a cancelled job says so, as one being cancelled."""
-    if (job.get("error") or {}).get("code") == "cancelled":
+    """The state as an operator reads it: a cancelled job says so, as one being cancelled
+    (running, or back in the queue after its cancel was acknowledged: no claim will run it)."""
+    if (job.get("error") or {}).get("code") == CANCELLED_ERROR_CODE:
         return "cancelled"
-    if job["state"] == "running" and job.get("cancel_requested_at"):
+    if job["state"] in ("pending", "running") and job.get("cancel_requested_at"):
         return "cancelling"
     return str(job["state"])
 
@@ -62,6 +65,8 @@ FILTERS = (count_or_dash, when, when_ms, percent, points, decimal3, duration, st
 
 
 def register(blueprint: Blueprint) -> None:
-    """Make the filters available to every template."""
+    """Make the filters, and the cancel's error code for the page script, available to every
+    template."""
     for function in FILTERS:
         blueprint.add_app_template_filter(function)
+    blueprint.context_processor(lambda: {"cancelled_code": CANCELLED_ERROR_CODE})

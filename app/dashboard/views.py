@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import ApiError, ValidationFailed
-from app.jobs.store import Job, JobState
+from app.jobs.store import CANCELLED_ERROR_CODE, Job, JobState
 from app.services import Services
 from app.timestamps import iso_utc
 
@@ -225,8 +225,11 @@ def job_page(job: Job, sort: Sort) -> dict[str, Any]:
         "job": record,
         "params_text": json.dumps(record["params"], indent=2, sort_keys=True),
         "live": record["state"] in LIVE_STATES,
-        "cancellable": record["state"] in LIVE_STATES and "cancel_requested_at" not in record,
-        "cancelled": (record.get("error") or {}).get("code") == "cancelled",
+        # A running job asked to stop has nothing more to cancel; a pending one asked while it
+        # ran (then handed back) can be failed at once by a second cancel.
+        "cancellable": record["state"] == JobState.PENDING.value
+        or (record["state"] == JobState.RUNNING.value and "cancel_requested_at" not in record),
+        "cancelled": (record.get("error") or {}).get("code") == CANCELLED_ERROR_CODE,
         "sort": sort,
         "players": [],
         "teams": [],

@@ -122,9 +122,9 @@ def test_a_complete_job_shows_every_player_with_a_picture_and_names_as_text(
     assert all(cells[-1].startswith('<svg class="box"') for _, cells in rows)
     cells = dict(rows)
     # The names are in the page as text: escaped, so they read back exactly and hold no tag.
-    assert html.unescape(cells["hx-a-0"][0]) == SCRIPT_NAME
-    assert html.unescape(cells["hx-b-1"][0]) == ATTRIBUTE_NAME
-    assert html.unescape(cells["hx-a-0"][1]) == HOSTILE_TEAM_NAME
+    assert html.unescape(cells["test-hx-a-0"][0]) == SCRIPT_NAME
+    assert html.unescape(cells["test-hx-b-1"][0]) == ATTRIBUTE_NAME
+    assert html.unescape(cells["test-hx-a-0"][1]) == HOSTILE_TEAM_NAME
     assert all("<" not in row[0] and "<" not in row[1] for row in cells.values())
     assert "<script>window" not in page and "<img" not in page and "<b>Bold" not in page
     assert "complete" in field_text(page, "state")
@@ -166,6 +166,25 @@ def test_a_running_job_shows_its_progress_and_a_cancel_form(client, submit, svc)
     assert field_text(page, "scenarios_done") == "0"
     assert '<progress max="1" value="0' in page
     assert csrf_token(page)
+
+
+def test_a_job_handed_back_after_its_cancel_shows_cancelling_and_a_cancel_ends_it(
+    client, submit, svc
+):
+    job_id = submit()
+    claimed = svc.store.claim_next("t", worker="w:7", instance="w:0", lease_seconds=60).job
+    assert svc.store.cancel(job_id, user_id="bob", message="m").status.value == "requested"
+    running = _page(client, f"/dashboard/jobs/{job_id}")
+    assert field_text(running, "state") == "cancelling" and 'class="cancel"' not in running
+    svc.store.release(job_id, claimed.claim_token)  # a drain handed it back before it stopped
+    page = _page(client, f"/dashboard/jobs/{job_id}")
+    assert field_text(page, "state") == "cancelling"
+    assert "Cancel requested" in page and "by bob" in page
+    response = client.post(
+        f"/dashboard/jobs/{job_id}/cancel", data={"csrf_token": csrf_token(page)}
+    )
+    assert response.headers["Location"].endswith("?notice=cancelled")
+    assert svc.store.get(job_id).to_dict()["error"]["code"] == "cancelled"
 
 
 def test_a_cancel_without_its_token_is_refused_and_changes_nothing(client, submit, svc):

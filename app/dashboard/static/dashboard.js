@@ -7,6 +7,7 @@
   var body = document.body;
   var source = body.dataset.source;
   var period = Number(body.dataset.refreshMs || 2000);
+  var cancelledCode = body.dataset.cancelledCode;
 
   function fields(name) {
     return document.querySelectorAll('[data-field="' + name + '"]');
@@ -106,8 +107,10 @@
   }
 
   function stateLabel(job) {
-    if (job.error && job.error.code === "cancelled") { return "cancelled"; }
-    if (job.state === "running" && job.cancel_requested_at) { return "cancelling"; }
+    if (job.error && job.error.code === cancelledCode) { return "cancelled"; }
+    if ((job.state === "pending" || job.state === "running") && job.cancel_requested_at) {
+      return "cancelling";
+    }
     return job.state;
   }
 
