@@ -14,7 +14,8 @@ expiry an ``abort`` hook kills the call's connection, which ends the stuck read 
 - a **circuit breaker**: after ``BREAKER_FAILURE_THRESHOLD`` failures in a row it opens and
   calls fail at once for ``BREAKER_RESET_SECONDS``; then one trial call is let through (half
   open): its success closes the breaker, its failure opens it again. Opening and closing are
-  logged once each.
+  logged once each. Only the outcomes of calls let through since the last change of state
+  count: a call that was slow when the breaker opened cannot close it by returning late.
 
 A small state machine of ours rather than pybreaker: pybreaker 1.4's ``CircuitBreaker.call``
 holds the breaker's lock for the whole guarded call, which would serialise every call to the
@@ -144,7 +145,14 @@ class BreakerState(str, Enum):
 
 
 class CircuitBreaker:
-    """Consecutive failures open it; after a cool-down one trial call decides."""
+    """Consecutive failures open it; after a cool-down one trial call decides.
+
+    Every call is admitted in a *generation* of the breaker, which changes with each change of
+    state; only an outcome of the current generation moves it. A call admitted while the
+    breaker was closed that returns after it opened says nothing about the dependency now: its
+    late success cannot close the breaker (only the trial does) and its late failure cannot
+    re-open or count against a breaker that has closed since.
+    """
 
     def __init__(
         self,
@@ -160,6 +168,7 @@ class CircuitBreaker:
         self._clock = clock
         self._lock = threading.Lock()
         self._state = BreakerState.CLOSED
+        self._generation = 0
         self._failures = 0
         self._opened_at = 0.0  # clock()
         self._opened_at_wall = 0.0  # time.time(), for /ready
@@ -176,40 +185,51 @@ class CircuitBreaker:
     def _cooled_down(self) -> bool:
         return self._clock() - self._opened_at >= self._reset
 
-    def before_call(self) -> None:
-        """Let a call through, or raise :class:`CircuitOpenError`."""
+    def _become(self, state: BreakerState) -> None:
+        """Change state (under the lock): a new generation begins."""
+        self._state = state
+        self._generation += 1
+        self._trial_in_flight = False
+
+    def before_call(self) -> int:
+        """Let a call through and return its generation, or raise :class:`CircuitOpenError`.
+
+        Pass the generation to :meth:`record_success`, :meth:`record_failure` or
+        :meth:`release_trial` when the call ends.
+        """
         with self._lock:
             if self._state is BreakerState.CLOSED:
-                return
+                return self._generation
             if self._state is BreakerState.OPEN and self._cooled_down():
-                self._state = BreakerState.HALF_OPEN
-                self._trial_in_flight = False
+                self._become(BreakerState.HALF_OPEN)
             if self._state is BreakerState.HALF_OPEN and not self._trial_in_flight:
                 self._trial_in_flight = True  # this call is the trial
-                return
+                return self._generation
             raise CircuitOpenError(self.name, "circuit open after repeated failures")
 
-    def record_success(self) -> None:
-        """A call succeeded: the count starts over; a trial's success closes the breaker."""
+    def record_success(self, generation: int) -> None:
+        """A call succeeded: the count starts over; the trial's success closes the breaker."""
         with self._lock:
+            if generation != self._generation:
+                return
             self._failures = 0
             if self._state is BreakerState.CLOSED:
                 return
-            self._state = BreakerState.CLOSED
-            self._trial_in_flight = False
+            self._become(BreakerState.CLOSED)
         logger.info("circuit closed: %s answers again", self.name, extra={"dependency": self.name})
 
-    def record_failure(self) -> None:
+    def record_failure(self, generation: int) -> None:
         """A call failed: the threshold-th failure in a row, or a failed trial, opens it."""
         with self._lock:
+            if generation != self._generation:
+                return
             self._failures += 1
             was = self._state
             if was is BreakerState.CLOSED and self._failures < self._threshold:
                 return
-            self._state = BreakerState.OPEN
+            self._become(BreakerState.OPEN)
             self._opened_at = self._clock()
             self._opened_at_wall = time.time()
-            self._trial_in_flight = False
         if was is BreakerState.CLOSED:  # a failed trial leaves it open: nothing new to say
             logger.warning(
                 "circuit opened: %s failed %d times in a row; calls fail at once for %gs",
@@ -219,10 +239,12 @@ class CircuitBreaker:
                 extra={"dependency": self.name},
             )
 
-    def release_trial(self) -> None:
-        """The trial call ended without telling anything (it never reached the dependency)."""
+    def release_trial(self, generation: int) -> None:
+        """A call ended without telling anything (it never reached the dependency): when it
+        was the trial, the next call may be the trial instead."""
         with self._lock:
-            self._trial_in_flight = False
+            if generation == self._generation and self._state is BreakerState.HALF_OPEN:
+                self._trial_in_flight = False
 
     def to_dict(self) -> dict[str, Any]:
         """The breaker as ``/ready`` shows it."""
@@ -277,17 +299,17 @@ class Dependency:
         Exceptions of the ``failures`` types count against the breaker; a full bulkhead does
         not (it says we are busy, not that the dependency failed).
         """
-        self.breaker.before_call()
+        generation = self.breaker.before_call()
         try:
             with self.bulkhead.slot():
                 result = call()
         except failures:
-            self.breaker.record_failure()
+            self.breaker.record_failure(generation)
             raise
         except BaseException:  # a full bulkhead, or a bug of ours: nothing learnt
-            self.breaker.release_trial()
+            self.breaker.release_trial(generation)
             raise
-        self.breaker.record_success()
+        self.breaker.record_success(generation)
         return result
 
     def accepting(self) -> bool:

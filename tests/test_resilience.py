@@ -48,14 +48,11 @@ def _breaker(clock: FakeClock, threshold: int = 3) -> CircuitBreaker:
 def test_a_breaker_opens_at_the_threshold_of_failures_in_a_row():
     breaker = _breaker(FakeClock())
     for _ in range(2):
-        breaker.before_call()
-        breaker.record_failure()
-    breaker.before_call()
-    breaker.record_success()  # a success in between starts the count over
+        breaker.record_failure(breaker.before_call())
+    breaker.record_success(breaker.before_call())  # a success in between starts the count over
     for _ in range(3):
         assert state(breaker) is BreakerState.CLOSED
-        breaker.before_call()
-        breaker.record_failure()
+        breaker.record_failure(breaker.before_call())
     assert state(breaker) is BreakerState.OPEN
     with pytest.raises(CircuitOpenError):
         breaker.before_call()
@@ -64,20 +61,48 @@ def test_a_breaker_opens_at_the_threshold_of_failures_in_a_row():
 def test_after_its_cool_down_a_breaker_lets_one_trial_through_and_its_outcome_decides():
     clock = FakeClock()
     breaker = _breaker(clock, threshold=1)
-    breaker.before_call()
-    breaker.record_failure()
+    breaker.record_failure(breaker.before_call())
     clock.now = 5.0
     assert state(breaker) is BreakerState.HALF_OPEN
-    breaker.before_call()  # the trial
+    trial = breaker.before_call()
     with pytest.raises(CircuitOpenError):
         breaker.before_call()  # only one at a time
-    breaker.record_failure()
+    breaker.record_failure(trial)
     assert state(breaker) is BreakerState.OPEN  # the trial failed: another cool-down
     clock.now = 10.0
-    breaker.before_call()
-    breaker.record_success()
+    breaker.record_success(breaker.before_call())
     assert state(breaker) is BreakerState.CLOSED
     breaker.before_call()
+
+
+def test_with_a_flapping_dependency_only_calls_of_the_current_generation_move_the_breaker(
+    caplog,
+):
+    """Invariant: only the trial closes an open breaker; one log line per real transition."""
+    clock = FakeClock()
+    breaker = _breaker(clock, threshold=2)
+    with caplog.at_level(logging.INFO, logger="app.resilience"):
+        slow_success, slow_failure = breaker.before_call(), breaker.before_call()
+        for _ in range(2):  # the dependency fails meanwhile: the breaker opens
+            breaker.record_failure(breaker.before_call())
+        assert state(breaker) is BreakerState.OPEN
+        breaker.record_success(slow_success)  # admitted while closed, back late
+        assert state(breaker) is BreakerState.OPEN
+        with pytest.raises(CircuitOpenError):
+            breaker.before_call()  # the cool-down still runs
+        clock.now = 5.0
+        trial = breaker.before_call()
+        breaker.record_failure(slow_failure)  # late too: the trial alone decides
+        assert state(breaker) is BreakerState.HALF_OPEN
+        breaker.record_success(trial)
+        assert state(breaker) is BreakerState.CLOSED
+        late = breaker.before_call()
+        breaker.record_failure(breaker.before_call())  # one failure of this generation
+        breaker.record_success(late)  # a success of this generation starts the count over
+        breaker.record_failure(breaker.before_call())
+        assert state(breaker) is BreakerState.CLOSED
+    messages = [record.getMessage() for record in caplog.records]
+    assert [m.split(":")[0] for m in messages] == ["circuit opened", "circuit closed"], messages
 
 
 def test_opening_and_closing_are_logged_once_each(caplog):
