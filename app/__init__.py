@@ -26,8 +26,9 @@ from app.jobs.service import JobService
 from app.jobs.simulation_job import simulation_job
 from app.logging_setup import configure_logging
 from app.openapi import blueprint as openapi_blueprint
+from app.process import process_id
 from app.resilience import Bulkhead, CircuitBreaker, Dependency
-from app.services import EXTENSION_KEY, Services, process_id
+from app.services import EXTENSION_KEY, Services
 from app.sizing import limit_numeric_threads
 from app.slates.cli import seed_command
 from app.slates.repository import SlateRepository

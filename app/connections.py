@@ -16,6 +16,7 @@ from redis.sentinel import Sentinel
 
 from app.config import Settings, sentinel_target
 from app.jobs.store import JobStore
+from app.process import connection_name
 
 # Connections a worker may hold: job threads, request threads and the sweeper share the pool.
 REDIS_MAX_CONNECTIONS = 32
@@ -42,6 +43,7 @@ def create_redis(settings: Settings, *, retries: int = REDIS_RETRIES) -> redis.R
         "max_connections": REDIS_MAX_CONNECTIONS,
         "retry": Retry(NoBackoff(), retries, supported_errors=(redis.ConnectionError,)),
         "decode_responses": True,
+        "client_name": connection_name(),
     }
     target = sentinel_target(settings.redis_url)
     if target is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,11 +23,6 @@ from app.slates.repository import SlateRepository
 from app.timestamps import iso_utc
 
 EXTENSION_KEY = "slatesim"
-
-
-def process_id(pid: int) -> str:
-    """How a process is named in job records and logs: ``host:pid``."""
-    return f"{socket.gethostname()}:{pid}"
 
 
 @dataclass
@@ -65,7 +59,7 @@ class Services:
         return iso_utc(self.started_at)
 
     def close(self) -> None:
-        """Release pooled connections and check threads; called when the process ends."""
+        """Close every client this process opened; called when the process ends."""
         self.readiness.close()
         self.redis.close()
         self.neo4j.close()

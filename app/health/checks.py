@@ -104,8 +104,10 @@ class ReadinessChecker:
         secrets: tuple[str, ...] = (),
         replicas_required: int | None = None,
     ) -> None:
-        """``replicas_required``: show replication (the role of the server in use and its
-        replicas against this number); ``None`` leaves it out (a plain Redis, no WAIT)."""
+        """``redis_client`` is the checker's own (no retry: a probe reports what it sees), and
+        :meth:`close` closes it. ``replicas_required``: show replication (the role of the
+        server in use and its replicas against this number); ``None`` leaves it out (a plain
+        Redis, no WAIT)."""
         self._replicas_required = replicas_required
         self._redis = redis_client
         self._slates = slates
@@ -175,7 +177,9 @@ class ReadinessChecker:
         return {}
 
     def close(self) -> None:
-        """Nothing to stop: check threads are daemons that end with their call."""
+        """Close the checker's own Redis client; check threads are daemons that end with
+        their call."""
+        self._redis.close()
 
 
 class _Check:
