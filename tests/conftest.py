@@ -27,7 +27,7 @@ from app.slates.repository import SlateRepository
 from tests.support.frozen_bolt import FrozenBolt
 from tests.support.services import ServicesNotConfigured
 from tests.support.services import service_env as local_service_env
-from tests.support.slates import hostile_slate
+from tests.support.slates import count_test_nodes, hostile_slate, remove_test_slates
 
 TEST_REDIS_DB = 1
 
@@ -49,7 +49,8 @@ def service_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def seeded_slates(service_env: dict[str, str]) -> Iterator[list[dict]]:
     """The demo slates and one named with markup, loaded into the real Neo4j once per session
-    (seeding is idempotent)."""
+    (seeding is idempotent); the suite's own slate is removed at the end, and nothing of the
+    suite's may be left (the same Neo4j serves `make run`)."""
     driver = GraphDatabase.driver(
         service_env["NEO4J_URI"], auth=(service_env["NEO4J_USER"], service_env["NEO4J_PASSWORD"])
     )
@@ -58,7 +59,11 @@ def seeded_slates(service_env: dict[str, str]) -> Iterator[list[dict]]:
     slates = [*demo_slates(), hostile_slate()]
     repository.seed(slates)
     yield slates
-    driver.close()
+    remove_test_slates(driver)
+    try:
+        assert count_test_nodes(driver) == 0, "the suite left nodes of its own in Neo4j"
+    finally:
+        driver.close()
 
 
 @pytest.fixture

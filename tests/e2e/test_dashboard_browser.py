@@ -115,8 +115,8 @@ def test_a_complete_jobs_page_has_every_player_with_a_picture(gunicorn, browser)
 
 def test_a_player_named_with_markup_is_shown_as_text(gunicorn, browser):
     page = _complete_job_page(gunicorn, browser, HOSTILE_SLATE_ID, 2000, "?sort=name")
-    assert page.text('tr[data-player-id="hx-a-0"] .player-name') == SCRIPT_NAME
-    assert page.text('tr[data-player-id="hx-b-1"] .player-name') == ATTRIBUTE_NAME
+    assert page.text('tr[data-player-id="test-hx-a-0"] .player-name') == SCRIPT_NAME
+    assert page.text('tr[data-player-id="test-hx-b-1"] .player-name') == ATTRIBUTE_NAME
     assert len(page.find_all("tr[data-player-id]")) == len(hostile_slate()["players"])
     assert page.find_all("main script, main img, main b, main i") == []
     assert page.script("return window.__pwned === undefined")
