@@ -16,6 +16,7 @@ from gunicorn.workers.base import Worker
 
 from app import activity, lifecycle
 from app.config import Settings
+from app.gunicorn_worker import DrainingThreadWorker
 from app.logging_setup import build_logging_config
 
 _settings = Settings.from_env()
@@ -27,6 +28,9 @@ workers = _settings.web_concurrency
 # holds one thread, not the whole worker.
 worker_class = "app.gunicorn_worker.DrainingThreadWorker"
 threads = 8
+# Connections a worker holds at once (app/gunicorn_worker.py reads each request in its loop,
+# so they cost a descriptor and a buffer each, not a thread).
+worker_connections = _settings.worker_connections
 # Seconds a worker may go without a heartbeat to the master before it is killed and replaced.
 timeout = 30
 keepalive = 5
@@ -57,6 +61,9 @@ def on_starting(server: Arbiter) -> None:
 
 def post_worker_init(worker: Worker) -> None:
     """In the worker, after the app is loaded: start job threads, chain signal handlers."""
+    cast(DrainingThreadWorker, worker).configure_intake(
+        header_timeout_seconds=_settings.request_header_timeout_seconds
+    )
     lifecycle.start_worker(
         cast(Flask, worker.wsgi),
         instance_id=lifecycle.master_instance_id(),

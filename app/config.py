@@ -144,6 +144,8 @@ class Settings:
     log_max_bytes: int = 10_485_760
     log_backup_count: int = 5
     bind: str = "127.0.0.1:8000"
+    request_header_timeout_seconds: float = 5.0
+    worker_connections: int = 1000
     web_concurrency: int = field(default_factory=lambda: default_workers(usable_cpus()))
     trusted_proxy_count: int = 0
 
@@ -354,6 +356,8 @@ _SPECS = (
     _Spec("LOG_MAX_BYTES", "log_max_bytes", _integer(1024, 1 << 40)),
     _Spec("LOG_BACKUP_COUNT", "log_backup_count", _integer(0, 1000)),
     _Spec("BIND", "bind", _bind),
+    _Spec("REQUEST_HEADER_TIMEOUT_SECONDS", "request_header_timeout_seconds", _seconds(0.5, 300)),
+    _Spec("WORKER_CONNECTIONS", "worker_connections", _integer(16, 100_000)),
     _Spec("WEB_CONCURRENCY", "web_concurrency", _integer(1, 64)),
     _Spec("TRUSTED_PROXY_COUNT", "trusted_proxy_count", _integer(0, 10)),
 )

@@ -14,6 +14,9 @@ shared Neo4j with the football demo slate (`flask --app app.wsgi seed --if-empty
    their draws over the span from the first job's start to the last one's finish (the records'
    timestamps, on Redis's clock). Figures: the aggregate rate over usable CPUs x the single-job
    rate, and the prober's p50/p99 under that load next to its idle figures.
+4. SLOW_CLIENTS connections sending their request headers a few bytes at a time (reopened as
+   soon as the instance closes them, tests/support/slow_clients.py) for SLOW_CLIENT_SECONDS,
+   with the prober: its p99 and maximum next to its idle figures, and its failures.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from app.sizing import usable_cpus
 from bench.run import Figure, bench_database, part_main
 from tests.support.gunicorn import Gunicorn
 from tests.support.http import request
+from tests.support.slow_clients import SlowClients
 
 # Own database of the shared Redis, flushed before and after.
 REDIS_DB = 11
@@ -48,6 +52,9 @@ TARGET_AGGREGATE_RATIO = 0.9
 TARGET_HEALTH_P99_MS = 50.0
 TARGET_READY_P99_MS = 100.0
 TARGET_MAX_MS = 1000.0
+# Slow-header connections straight to the instance, and how long the prober runs beside them.
+SLOW_CLIENTS = 200
+SLOW_CLIENT_SECONDS = 30
 
 
 @dataclass
@@ -90,14 +97,14 @@ class Prober:
 
 
 def probing(port: int, seconds: float) -> dict[str, dict[str, float]]:
-    """The prober's figures over ``seconds`` of probing."""
+    """The prober's figures over ``seconds`` of probing, with its failures under "failures"."""
     prober = Prober(port)
     thread = threading.Thread(target=prober.run)
     thread.start()
     time.sleep(seconds)
     prober.stop.set()
     thread.join()
-    return prober.summary()
+    return {**prober.summary(), "failures": {"count": float(prober.failures)}}
 
 
 def _moment(iso: str) -> float:
@@ -150,6 +157,12 @@ def measure(args: argparse.Namespace, notes: list[str], raw: dict[str, Any]) -> 
                 _moment(r["started_at"]) for r in loaded
             )
             raw["span_s"] = span
+            slow = SlowClients(server.port, SLOW_CLIENTS).start()
+            try:
+                raw["slow_client_probes"] = probing(server.port, SLOW_CLIENT_SECONDS)
+            finally:
+                slow.stop()
+            raw["slow_client_answers"] = dict(slow.statuses)
         finally:
             server.stop()
     draws = args.scenarios * PLAYERS
@@ -162,6 +175,11 @@ def measure(args: argparse.Namespace, notes: list[str], raw: dict[str, Any]) -> 
     )
     if raw["probe_failures"]:
         notes.append(f"{raw['probe_failures']} probe(s) did not answer 200 under load")
+    slow_failures = int(raw["slow_client_probes"]["failures"]["count"])
+    notes.append(
+        f"{SLOW_CLIENTS} slow-header connections for {SLOW_CLIENT_SECONDS} s: {slow_failures} "
+        f"probe(s) did not answer 200; their connections were answered {raw['slow_client_answers']}"
+    )
     figures = [
         Figure(
             "aggregate draws/s",
@@ -185,6 +203,19 @@ def measure(args: argparse.Namespace, notes: list[str], raw: dict[str, Any]) -> 
                     idle[stat],
                     "idle",
                     ("<=", bound) if bound else None,
+                    target_on_value=True,
+                )
+            )
+        slow = raw["slow_client_probes"][path]
+        for stat in ("p99_ms", "max_ms"):
+            figures.append(
+                Figure(
+                    f"{path} {stat[:-3]} with {SLOW_CLIENTS} slow clients",
+                    slow[stat],
+                    "ms",
+                    raw["idle_probes"][path][stat],
+                    "no slow client",
+                    ("<=", TARGET_MAX_MS),
                     target_on_value=True,
                 )
             )

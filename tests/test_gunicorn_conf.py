@@ -94,7 +94,13 @@ def test_masters_sharing_a_host_name_and_pid_hand_back_only_their_own_jobs(
         conf.lifecycle, "start_worker", lambda app, instance_id, **_: started.append(instance_id)
     )
     master = SimpleNamespace(pid=1)
-    worker = SimpleNamespace(pid=7, ppid=1, wsgi=object(), tmp=SimpleNamespace(fileno=lambda: 0))
+    worker = SimpleNamespace(
+        pid=7,
+        ppid=1,
+        wsgi=object(),
+        tmp=SimpleNamespace(fileno=lambda: 0),
+        configure_intake=lambda **_: None,
+    )
     for _ in range(2):  # two masters, one after the other in this process
         monkeypatch.setattr(lifecycle, "_master_instance_id", None)
         conf.on_starting(master)
