@@ -9,50 +9,39 @@ from __future__ import annotations
 
 import re
 import signal
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import pytest
 
-from tests.support.balancers import HAProxy, check_haproxy_config
-from tests.support.gunicorn import REPO_ROOT, Gunicorn
+from tests.support.balancers import (
+    EXAMPLE_HAPROXY_BACKEND,
+    EXAMPLE_HAPROXY_CFG,
+    EXAMPLE_HAPROXY_SERVERS,
+    HAProxy,
+    check_haproxy_config,
+    render_example_haproxy,
+)
+from tests.support.gunicorn import Gunicorn
 from tests.support.http import request
+from tests.support.load import Submitters
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
-HAPROXY_CFG = REPO_ROOT / "deploy" / "haproxy.cfg"
-# The example's frontend and server addresses, each replaced by a free loopback port.
-EXAMPLE_BIND = "bind :8080"
-EXAMPLE_SERVERS = {"app1": "127.0.0.1:8001", "app2": "127.0.0.1:8002"}
-BACKEND = "slatesim"
+EXAMPLE_SERVERS = EXAMPLE_HAPROXY_SERVERS
+BACKEND = EXAMPLE_HAPROXY_BACKEND
 SMALL_JOB = {"slate_id": "nba-2026-11-28-main", "scenario_count": 2000}
 # A UUID: HAProxy's X-Request-ID when the client sent none.
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # The load client's pace and its bound on attempts of one logical submission.
 SUBMIT_INTERVAL = 0.05
 MAX_ATTEMPTS = 50
-
-
-def render_config(port: int, server_ports: dict[str, int]) -> str:
-    """deploy/haproxy.cfg on the given loopback ports, with the admin socket it describes."""
-    text = HAPROXY_CFG.read_text()
-    assert text.count(EXAMPLE_BIND) == 1, f"{HAPROXY_CFG} no longer has `{EXAMPLE_BIND}`"
-    text = text.replace(EXAMPLE_BIND, f"bind 127.0.0.1:{port}")
-    for name, address in EXAMPLE_SERVERS.items():
-        line = f"server {name} {address}"
-        assert text.count(line) == 1, f"{HAPROXY_CFG} no longer has `{line}`"
-        text = text.replace(line, f"server {name} 127.0.0.1:{server_ports[name]}")
-    assert text.count("\nglobal\n") == 1
-    socket_line = "    stats socket {admin_socket} mode 600 level admin\n"
-    return text.replace("\nglobal\n", f"\nglobal\n{socket_line}")
 
 
 @dataclass
@@ -101,7 +90,7 @@ def stack(gunicorn, tmp_path) -> Iterator[Stack]:
         instances = {name: start_instance() for name in EXAMPLE_SERVERS}
         ports = {name: instance.port for name, instance in instances.items()}
         port = free_port()
-        haproxy = HAProxy(tmp_path / "haproxy", render_config(port, ports), BACKEND, port)
+        haproxy = HAProxy(tmp_path / "haproxy", render_example_haproxy(port, ports), BACKEND, port)
         built = Stack(redis_server, instances, haproxy, start_instance)
         haproxy.start().wait_for_status(dict.fromkeys(EXAMPLE_SERVERS, "UP"))
         yield built
@@ -114,7 +103,7 @@ def stack(gunicorn, tmp_path) -> Iterator[Stack]:
 
 
 def test_the_example_configuration_is_valid_as_shipped():
-    checked = check_haproxy_config(HAPROXY_CFG)
+    checked = check_haproxy_config(EXAMPLE_HAPROXY_CFG)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "WARNING" not in checked.stdout + checked.stderr
 
@@ -154,85 +143,44 @@ def test_without_redis_both_instances_leave_rotation_and_return_with_it(stack):
     assert request(stack.haproxy.port, "GET", "/ready").status == 200
 
 
-@dataclass
-class SubmitLoad:
-    """A client submitting jobs through the load balancer at a steady pace, retrying safely.
-
-    Every logical submission has its own Idempotency-Key, kept across its retries, so a retry
-    can never create a second job. ``retry_on`` says which answers the client retries.
-    """
-
-    port: int
-    retry_on: frozenset[int]
-    accepted: dict[str, str] = field(default_factory=dict)
-    retried: list[object] = field(default_factory=list)
-    errors: list[object] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        """Submit until stopped."""
-        seed = 0
-        while not self.stop.is_set():
-            seed += 1
-            self.submit({**SMALL_JOB, "seed": seed}, f"rolling-{uuid.uuid4().hex}")
-            time.sleep(SUBMIT_INTERVAL)
-
-    def submit(self, body: dict, key: str) -> None:
-        """One logical submission, retried while the answer is one of ``retry_on``."""
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                response = request(
-                    self.port, "POST", "/jobs", body, headers={"Idempotency-Key": key}, timeout=10
-                )
-            except OSError as error:
-                self.errors.append(repr(error))
-                return
-            if response.status in (200, 202):
-                self.accepted[key] = response.body["id"]
-                return
-            refused_without_retry_after = (
-                response.status == 503 and "retry-after" not in response.headers
-            )
-            if response.status not in self.retry_on or refused_without_retry_after:
-                self.errors.append((response.status, response.headers, response.body))
-                return
-            self.retried.append(response.status)
-            time.sleep(0.1)
-        self.errors.append(f"{key} still refused after {MAX_ATTEMPTS} attempts")
-
-
-def rolling_restart_under_load(stack: Stack, load: SubmitLoad, *, drain_first: bool) -> None:
-    """Restart app1, then app2, while ``load`` submits through HAProxy."""
-    client = threading.Thread(target=load.run)
-    client.start()
-    try:
+def rolling_restart_under_load(stack: Stack, *, drain_first: bool) -> Submitters:
+    """Restart app1, then app2, while a client submits through HAProxy; the client."""
+    load = Submitters(
+        port=stack.haproxy.port,
+        body=SMALL_JOB,
+        clients=1,
+        pause=SUBMIT_INTERVAL,
+        retry_pause=0.1,
+        max_attempts=MAX_ATTEMPTS,
+        timeout=10,
+        retry_connection_errors=False,
+        key_prefix="rolling",
+    )
+    with load:
         time.sleep(0.5)
         for name in EXAMPLE_SERVERS:
             stack.restart(name, drain_first=drain_first)
             time.sleep(0.5)
-    finally:
-        load.stop.set()
-        client.join(60)
+    return load
 
 
-def assert_every_accepted_job_completes_once(stack: Stack, load: SubmitLoad) -> None:
+def assert_every_accepted_job_completes_once(stack: Stack, load: Submitters) -> None:
     """Each logical submission made exactly one job, and every job completed."""
-    assert len(load.accepted) > 20
-    assert len(set(load.accepted.values())) == len(load.accepted)
+    assert len(load.acknowledged) > 20
+    assert len(set(load.acknowledged.values())) == len(load.acknowledged)
     survivor = stack.instances["app2"]
-    for job_id in load.accepted.values():
+    for job_id in load.acknowledged.values():
         assert survivor.wait_for_job(job_id, {"complete", "failed"})["state"] == "complete"
     stored, path = 0, "/jobs?limit=100"
     while path:
         page = request(stack.haproxy.port, "GET", path).body
         stored += len(page["jobs"])
         path = page["next_cursor"] and f"/jobs?limit=100&cursor={page['next_cursor']}"
-    assert stored == len(load.accepted)
+    assert stored == len(load.acknowledged)
 
 
 def test_a_drained_rolling_restart_shows_clients_only_retry_later_answers(stack):
-    load = SubmitLoad(stack.haproxy.port, retry_on=frozenset({503}))
-    rolling_restart_under_load(stack, load, drain_first=True)
+    load = rolling_restart_under_load(stack, drain_first=True)
     assert not load.errors, load.errors
     assert_every_accepted_job_completes_once(stack, load)
 
@@ -240,7 +188,6 @@ def test_a_drained_rolling_restart_shows_clients_only_retry_later_answers(stack)
 def test_a_plain_sigterm_rolling_restart_loses_and_duplicates_no_submission(stack):
     # Without the drain step HAProxy learns of the restart from /ready; the lame duck serves
     # meanwhile, so the client sees nothing but 503 with Retry-After.
-    load = SubmitLoad(stack.haproxy.port, retry_on=frozenset({503}))
-    rolling_restart_under_load(stack, load, drain_first=False)
+    load = rolling_restart_under_load(stack, drain_first=False)
     assert not load.errors, load.errors
     assert_every_accepted_job_completes_once(stack, load)

@@ -14,12 +14,9 @@ once already. The invariants, checked from outside the service:
 from __future__ import annotations
 
 import collections
-import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
@@ -28,7 +25,8 @@ import redis
 from app.jobs.store import JobStore, job_key
 from tests.support.gunicorn import Gunicorn
 from tests.support.http import Response
-from tests.support.load import ClientThreads
+from tests.support.invariants import COMPLETE, StateWatch, count_by_job, log_lines, messages_of
+from tests.support.load import Submitters
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -51,20 +49,7 @@ FAULT_ENV = {
 
 def complete_lines(server: Gunicorn, job_id: str) -> int:
     """How many `job complete` lines the instance logged for the job."""
-    return sum(
-        1
-        for line in map(json.loads, server.log_file.read_text().splitlines())
-        if line.get("job_id") == job_id and line["message"] == "job complete"
-    )
-
-
-def messages(server: Gunicorn, job_id: str) -> list[str]:
-    """Every message the instance logged about the job, in order."""
-    return [
-        line["message"]
-        for line in map(json.loads, server.log_file.read_text().splitlines())
-        if line.get("job_id") == job_id
-    ]
+    return count_by_job(log_lines([server.log_file]), COMPLETE)[job_id]
 
 
 def state_in_redis(redis_client: redis.Redis, job_id: str) -> str | None:
@@ -158,84 +143,15 @@ def test_a_lost_finish_reply_is_recognised_as_the_attempts_own_result(
     record = worker.request("GET", f"/jobs/{job_id}").body
     assert record["state"] == "complete" and record["attempts"] == 1
     assert complete_lines(worker, job_id) == 1
-    assert not any("superseded" in message for message in messages(worker, job_id))
-
-
-@dataclass
-class SteadyClients(ClientThreads):
-    """Clients posting jobs at a steady pace, each logical submission under its own
-    Idempotency-Key, retried (same key) on 503 and on connection errors."""
-
-    server: Gunicorn
-    count: int = 3
-    accepted: dict[str, str] = field(default_factory=dict)
-    held: int = 0  # answers slower than the timeout: a reply was held, the submit re-sent
-    refused: int = 0  # answers 503: the re-sent submit's reply was held too
-    errors: list[Any] = field(default_factory=list)
-
-    def targets(self) -> list[Callable[[], None]]:
-        return [self._run] * self.count
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            self._submit(f"steady-{uuid.uuid4().hex}")
-            time.sleep(0.1)
-
-    def _submit(self, key: str) -> None:
-        for _ in range(60):
-            started = time.monotonic()
-            try:
-                response = self.server.request(
-                    "POST", "/jobs", QUICK_JOB, headers={"Idempotency-Key": key}, timeout=15
-                )
-            except OSError:
-                time.sleep(0.2)
-                continue
-            self.held += time.monotonic() - started > TIMEOUT_SECONDS
-            if response.status in (200, 202):
-                self.accepted[key] = response.body["id"]
-                return
-            if response.status != 503 or "retry-after" not in response.headers:
-                self.errors.append((response.status, response.body))
-                return
-            self.refused += 1
-            time.sleep(0.2)
-        self.errors.append(f"{key}: no answer but 503 after 60 attempts")
-
-
-@dataclass
-class StateWatch:
-    """Polls the states of every job Redis holds; records any complete job seen otherwise."""
-
-    redis_client: redis.Redis
-    regressions: list[tuple[str, str]] = field(default_factory=list)
-    complete: set[str] = field(default_factory=set)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        """Poll until stopped."""
-        while not self.stop.is_set():
-            ids = cast("list[str]", self.redis_client.zrange("slatesim:index:all", 0, -1))
-            pipe = self.redis_client.pipeline(transaction=False)
-            for job_id in ids:
-                pipe.hget(job_key(job_id), "state")
-            for job_id, state in zip(ids, pipe.execute(), strict=True):
-                if state == "complete":
-                    self.complete.add(job_id)
-                elif job_id in self.complete:
-                    self.regressions.append((job_id, state))
-            time.sleep(0.05)
+    logged = messages_of(log_lines([worker.log_file]), job_id)
+    assert not any("superseded" in message for message in logged)
 
 
 @pytest.fixture
 def state_watch(redis_client) -> Iterator[StateWatch]:
     """A StateWatch running in the background for the whole test."""
-    watch = StateWatch(redis_client)
-    thread = threading.Thread(target=watch.run, daemon=True)
-    thread.start()
-    yield watch
-    watch.stop.set()
-    thread.join(10)
+    with StateWatch(redis_client).running() as watch:
+        yield watch
 
 
 def test_replies_held_past_the_timeout_again_and_again_lose_and_duplicate_nothing(
@@ -245,16 +161,17 @@ def test_replies_held_past_the_timeout_again_and_again_lose_and_duplicate_nothin
     worker = gunicorn(REDIS_URL=through_proxy, JOB_CONCURRENCY="2", **FAULT_ENV)
     intake = gunicorn(REDIS_URL=through_proxy, JOB_CONCURRENCY="0", **FAULT_ENV)
     warm_up(intake)
-    with SteadyClients(intake) as clients:
+    steady = Submitters(port=intake.port, body=QUICK_JOB, slow_after=TIMEOUT_SECONDS)
+    with steady as clients:
         time.sleep(1)
         for _ in range(4):
             with redis_proxy.toxic("latency", latency=int(1500 * TIMEOUT_SECONDS)):
                 time.sleep(3 * TIMEOUT_SECONDS)
             time.sleep(2)
     assert not clients.errors, clients.errors
-    assert len(clients.accepted) > 10 and clients.held > 0 and clients.refused > 0
-    job_ids = set(clients.accepted.values())
-    assert len(job_ids) == len(clients.accepted), "two submissions share a job"
+    assert len(clients.acknowledged) > 10 and clients.held > 0 and clients.refusals
+    job_ids = set(clients.acknowledged.values())
+    assert len(job_ids) == len(clients.acknowledged), "two submissions share a job"
     for job_id in job_ids:
         record = intake.wait_for_job(job_id, {"complete", "failed"}, timeout=60)
         assert record["state"] == "complete", record

@@ -10,19 +10,16 @@ the replicas are gone; the service finds each new primary without a restart.
 
 from __future__ import annotations
 
-import http.client
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import pytest
 
 from tests.support.gunicorn import Gunicorn
-from tests.support.http import request
-from tests.support.load import ClientThreads
+from tests.support.invariants import COMPLETE, count_by_job
+from tests.support.load import Submitters
 from tests.support.redis_ha import RedisHA, free_port_block
 from tests.support.waiting import wait_until
 
@@ -61,62 +58,22 @@ def instance(gunicorn, ha) -> Callable[..., Gunicorn]:
     return start
 
 
-@dataclass
-class Submitters(ClientThreads):
-    """Clients submitting steadily, each logical submission retried with its own
-    Idempotency-Key until it is acknowledged (202, or 200 for a replay)."""
-
-    port: int
-    acknowledged: dict[str, str] = field(default_factory=dict)  # Idempotency-Key -> job id
-    refusals: list[tuple[float, int]] = field(default_factory=list)  # (when, status)
-    accepted_at: list[float] = field(default_factory=list)
-    errors: list[Any] = field(default_factory=list)
-
-    def targets(self) -> list[Callable[[], None]]:
-        return [self._run] * CLIENTS
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            key = f"failover-{uuid.uuid4().hex}"
-            while True:  # one logical submission, finished even after stop is set
-                try:
-                    response = request(
-                        self.port,
-                        "POST",
-                        "/jobs",
-                        JOB,
-                        headers={"Idempotency-Key": key},
-                        timeout=10,
-                    )
-                except (OSError, http.client.HTTPException) as error:
-                    self.errors.append(repr(error))
-                    return
-                if response.status in (200, 202):
-                    self.acknowledged[key] = response.body["id"]
-                    self.accepted_at.append(time.monotonic())
-                    break
-                if response.status != 503 or "retry-after" not in response.headers:
-                    self.errors.append((response.status, response.body))
-                    return
-                self.refusals.append((time.monotonic(), response.status))
-                time.sleep(0.2)
-            time.sleep(0.05)
-
-    def unavailable_after(self, moment: float) -> float:
-        """Seconds from ``moment`` to the first acknowledgement after the first refusal."""
-        refused = [when for when, _ in self.refusals if when >= moment]
-        if not refused:
-            return 0.0
-        return min(when for when in self.accepted_at if when > refused[0]) - moment
-
-
 def complete_lines(server: Gunicorn) -> dict[str, int]:
     """How many "job complete" lines each job has in the instance's output."""
-    counts: dict[str, int] = {}
-    for line in server.json_lines():
-        if line.get("message") == "job complete":
-            counts[line["job_id"]] = counts.get(line["job_id"], 0) + 1
-    return counts
+    return count_by_job(server.json_lines(), COMPLETE)
+
+
+def submitters(server: Gunicorn) -> Submitters:
+    """Clients submitting steadily; a connection error is a failure here, not retried."""
+    return Submitters(
+        port=server.port,
+        body=JOB,
+        clients=CLIENTS,
+        pause=0.05,
+        timeout=10,
+        retry_connection_errors=False,
+        key_prefix="failover",
+    )
 
 
 def assert_every_acknowledged_job_completes_once(server: Gunicorn, load: Submitters) -> None:
@@ -144,7 +101,7 @@ class Failover:
 
 def kill_primary_under_load(ha: RedisHA, server: Gunicorn) -> Failover:
     """Submissions for 2 s, SIGKILL of the primary, 5 s more after the new one takes writes."""
-    with Submitters(server.port) as load:
+    with submitters(server) as load:
         time.sleep(2)
         kill = ha.kill_primary()
         time.sleep(5)

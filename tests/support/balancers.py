@@ -1,7 +1,8 @@
 """nginx and HAProxy as real processes in the foreground, each with its files in one folder.
 
-The callers render the configuration (the repository's examples with their ports moved, or a
-stock configuration a user would write); these classes only run it, check it and stop it.
+The callers render the configuration (a stock configuration a user would write, or the
+repository's example with its ports moved by ``render_example_haproxy``); these classes only
+run it, check it and stop it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.gunicorn import REPO_ROOT
 from tests.support.ports import free_port
 from tests.support.processes import spawn
 from tests.support.waiting import wait_until
 
+EXAMPLE_HAPROXY_CFG = REPO_ROOT / "deploy" / "haproxy.cfg"
+# The example's backend, its server addresses and its frontend's bind line.
+EXAMPLE_HAPROXY_BACKEND = "slatesim"
+EXAMPLE_HAPROXY_SERVERS = {"app1": "127.0.0.1:8001", "app2": "127.0.0.1:8002"}
+_EXAMPLE_BIND = "bind :8080"
 # Seconds a balancer may take to start, and to stop before it is killed.
 START_TIMEOUT_SECONDS = 10.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -209,3 +216,18 @@ def check_haproxy_config(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [binary("haproxy"), "-c", "-f", str(path)], capture_output=True, text=True
     )
+
+
+def render_example_haproxy(port: int, server_ports: dict[str, int]) -> str:
+    """deploy/haproxy.cfg on the given loopback ports, with the admin socket it describes (for
+    :class:`HAProxy`, which fills in its path)."""
+    text = EXAMPLE_HAPROXY_CFG.read_text()
+    assert text.count(_EXAMPLE_BIND) == 1, f"{EXAMPLE_HAPROXY_CFG} no longer has `{_EXAMPLE_BIND}`"
+    text = text.replace(_EXAMPLE_BIND, f"bind 127.0.0.1:{port}")
+    for name, address in EXAMPLE_HAPROXY_SERVERS.items():
+        line = f"server {name} {address}"
+        assert text.count(line) == 1, f"{EXAMPLE_HAPROXY_CFG} no longer has `{line}`"
+        text = text.replace(line, f"server {name} 127.0.0.1:{server_ports[name]}")
+    assert text.count("\nglobal\n") == 1
+    socket_line = "    stats socket {admin_socket} mode 600 level admin\n"
+    return text.replace("\nglobal\n", f"\nglobal\n{socket_line}")
