@@ -11,7 +11,7 @@ SERVICES_ENV := .run/services.env
 PYTEST_ARGS ?=
 
 .PHONY: help install tools services-up services-down services-status run seed test test-fast test-long lint bench \
-        bench-http bench-store bench-sim bench-lifecycle bench-instance bench-dashboard clean
+        bench-http bench-store bench-sim bench-lifecycle bench-instance bench-dashboard soak clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -83,6 +83,10 @@ bench-instance: install services-up ## A full instance at defaults: aggregate jo
 
 bench-dashboard: install services-up ## Dashboard: a 494-player job page's server time, the overview's Redis CPU
 	$(BENCH) dashboard
+
+soak: install tools services-up ## Seeded random faults under load, then every record checked (SOAK_SECONDS, SOAK_SEED)
+	set -a && source $(SERVICES_ENV) && set +a && $(BIN)/flask --app app.wsgi seed --if-empty \
+		&& $(BIN)/python -m tests.soak
 
 clean: ## Remove the venv, caches and logs (keeps .run/ data: use services-down first)
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache logs

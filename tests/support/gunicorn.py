@@ -131,6 +131,16 @@ class Gunicorn:
         """SIGTERM to the master: the graceful shutdown an orchestrator starts."""
         self.signal(signal.SIGTERM)
 
+    def worker_pids(self) -> list[int]:
+        """The pids of the master's live workers (its children, from /proc)."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == self.pid and fields[0] != "Z":
+                    pids.append(int(stat.parent.name))
+        return sorted(pids)
+
     def kill_group(self) -> None:
         """SIGKILL the master and every worker at once: no hook runs."""
         os.killpg(self.pid, signal.SIGKILL)

@@ -47,11 +47,16 @@ class ClientThreads:
 
 def answer_name(response: Response) -> str:
     """How an answer is counted: its status, and the API's error code when it has one
-    (``"503 store_unavailable"``); a balancer's own page has none (``"503"``)."""
+    (``"503 store_unavailable"``; a balancer's own page has none: ``"503"``), marked when a
+    503 of the API's lacks the Retry-After its contract promises."""
     body = response.body
     error = body.get("error") if isinstance(body, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
-    return f"{response.status} {code}" if code else str(response.status)
+    if not code:
+        return str(response.status)
+    if response.status == 503 and "retry-after" not in response.headers:
+        return f"503 {code} (no Retry-After)"
+    return f"{response.status} {code}"
 
 
 @dataclass(kw_only=True)

@@ -18,14 +18,17 @@ START_TIMEOUT_SECONDS = 10.0
 
 @dataclass
 class RedisServer:
-    """redis-server with its data under ``directory``; ``persistent`` keeps an AOF there.
+    """redis-server with its data under ``directory``; ``persistent`` keeps an AOF there,
+    written through to the disk before each reply when ``fsync_always``.
 
-    A restart (``stop`` then ``start``) keeps the port and, when persistent, the data.
+    A restart (``stop`` or ``kill``, then ``start``) keeps the port and, when persistent, the
+    data.
     """
 
     directory: Path
     password: str | None = None
     persistent: bool = True
+    fsync_always: bool = False
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -48,6 +51,7 @@ class RedisServer:
         args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--dir", str(self.directory), "--save", ""]
         args += ["--appendonly", "yes" if self.persistent else "no"]
+        args += ["--appendfsync", "always" if self.fsync_always else "everysec"]
         if self.password:
             args += ["--requirepass", self.password]
         self.process = spawn(args, None)
@@ -71,7 +75,13 @@ class RedisServer:
             return False
 
     def stop(self) -> None:
-        """Stop the server; its data stays in ``directory``."""
+        """Stop the server (SIGTERM: it flushes its AOF); its data stays in ``directory``."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
+            self.process.wait(10)
+
+    def kill(self) -> None:
+        """SIGKILL the server: nothing is flushed that was not written already."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
             self.process.wait(10)
