@@ -116,121 +116,6 @@ def sentinel_target(url: str) -> SentinelTarget | None:
     return SentinelTarget(tuple(sentinels), match["service"], int(match["db"] or 0), password)
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every setting of the service, validated; build it with :meth:`from_env`."""
-
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_sentinel_password: str = field(default="", repr=False)
-    redis_min_replicas: int = 0
-    neo4j_uri: str = "bolt://127.0.0.1:7687"
-    neo4j_user: str = "neo4j"
-    neo4j_password: str = field(default="", repr=False)
-    job_ttl_seconds: int = 604800
-    job_concurrency: int = 1
-    job_max_scenarios: int = 1_000_000
-    job_max_attempts: int = 3
-    job_lease_seconds: int = 15
-    job_heartbeat_seconds: float = 5.0
-    job_sweep_seconds: float = 5.0
-    shutdown_timeout_seconds: float = 90.0
-    shutdown_lame_duck_seconds: float = 30.0
-    dependency_timeout_seconds: float = 3.0
-    dependency_concurrency: int = 4
-    breaker_failure_threshold: int = 5
-    breaker_reset_seconds: float = 5.0
-    log_level: str = "INFO"
-    log_file: str = "logs/app.log"
-    log_max_bytes: int = 10_485_760
-    log_backup_count: int = 5
-    bind: str = "127.0.0.1:8000"
-    request_header_timeout_seconds: float = 5.0
-    worker_connections: int = 1000
-    web_concurrency: int = field(default_factory=lambda: default_workers(usable_cpus()))
-    trusted_proxy_count: int = 0
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate the environment (``os.environ`` by default)."""
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for spec in _SPECS:
-            raw = env.get(spec.variable)
-            if raw is None:
-                continue
-            values[spec.attribute] = spec.parse(spec.variable, raw)
-        settings = cls(**values)
-        settings._check_consistency()
-        return settings
-
-    def _check_consistency(self) -> None:
-        """Settings that are each valid but break one another; the message names both."""
-        if not self.neo4j_password:
-            raise ConfigError(
-                "NEO4J_PASSWORD is required: set it to the password of NEO4J_USER "
-                "(`make services-up` writes one to .run/services.env)"
-            )
-        lease = self.job_lease_seconds
-        beat = self.job_heartbeat_seconds
-        timeout = self.dependency_timeout_seconds
-        if beat >= lease / 2:
-            raise ConfigError(
-                f"JOB_HEARTBEAT_SECONDS ({beat:g}) must be below half of JOB_LEASE_SECONDS "
-                f"({lease}), so that a lease survives one missed beat"
-            )
-        if timeout > lease / 3:
-            raise ConfigError(
-                f"DEPENDENCY_TIMEOUT_SECONDS ({timeout:g}) must be at most a third of "
-                f"JOB_LEASE_SECONDS ({lease}), so that a lease renewal and its retry fit in it"
-            )
-        if beat + 2 * timeout >= lease:
-            raise ConfigError(
-                f"JOB_HEARTBEAT_SECONDS ({beat:g}) + 2 x DEPENDENCY_TIMEOUT_SECONDS ({timeout:g}) "
-                f"must be below JOB_LEASE_SECONDS ({lease}): a renewal that times out and is "
-                "retried would land after the lease lapsed"
-            )
-
-    def warnings(self) -> list[str]:
-        """Settings that work but may surprise; logged at start-up as WARNING."""
-        found = []
-        shortest_useful_ttl = self.job_lease_seconds + LONGEST_DOCUMENTED_JOB_SECONDS
-        if self.job_ttl_seconds < shortest_useful_ttl:
-            found.append(
-                f"JOB_TTL_SECONDS ({self.job_ttl_seconds}) is shorter than JOB_LEASE_SECONDS "
-                f"({self.job_lease_seconds}) + the longest documented job "
-                f"({LONGEST_DOCUMENTED_JOB_SECONDS} s): a long job's record and result may "
-                "expire before or soon after it completes"
-            )
-        if self.redis_url.startswith(SENTINEL_SCHEME) and self.redis_min_replicas == 0:
-            found.append(
-                "REDIS_URL names sentinels but REDIS_MIN_REPLICAS is 0: a failover may lose "
-                "jobs acknowledged in the last moments before it; set REDIS_MIN_REPLICAS=1"
-            )
-        return found
-
-    def redacted(self) -> dict[str, Any]:
-        """Settings as a dict that is safe to log: no password, none inside a URL."""
-        shown = dataclasses.asdict(self)
-        shown["redis_url"] = redact_url(self.redis_url)
-        shown["redis_sentinel_password"] = REDACTED if self.redis_sentinel_password else ""
-        shown["neo4j_uri"] = redact_url(self.neo4j_uri)
-        shown["neo4j_password"] = REDACTED if self.neo4j_password else ""
-        return shown
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in self.redacted().items())
-        return f"Settings({fields})"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True)
-class _Spec:
-    variable: str
-    attribute: str
-    parse: Callable[[str, str], Any]
-
-
 def _integer(low: int, high: int) -> Callable[[str, str], int]:
     accepted = f"an integer from {low} to {high}, in digits 0-9"
 
@@ -331,36 +216,383 @@ def _bind(variable: str, raw: str) -> str:
     return value
 
 
-_SPECS = (
-    _Spec("REDIS_URL", "redis_url", _url(REDIS_SCHEMES)),
-    _Spec("REDIS_SENTINEL_PASSWORD", "redis_sentinel_password", _secret),
-    _Spec("REDIS_MIN_REPLICAS", "redis_min_replicas", _integer(0, 10)),
-    _Spec("NEO4J_URI", "neo4j_uri", _url(NEO4J_SCHEMES)),
-    _Spec("NEO4J_USER", "neo4j_user", _text),
-    _Spec("NEO4J_PASSWORD", "neo4j_password", _secret),
-    _Spec("JOB_TTL_SECONDS", "job_ttl_seconds", _integer(1, MAX_JOB_TTL_SECONDS)),
-    _Spec("JOB_CONCURRENCY", "job_concurrency", _integer(0, 64)),
-    _Spec("JOB_MAX_SCENARIOS", "job_max_scenarios", _integer(1, 100_000_000)),
-    _Spec("JOB_MAX_ATTEMPTS", "job_max_attempts", _integer(1, 100)),
-    _Spec("JOB_LEASE_SECONDS", "job_lease_seconds", _integer(2, 3600)),
-    _Spec("JOB_HEARTBEAT_SECONDS", "job_heartbeat_seconds", _seconds(0.1, 3600)),
-    _Spec("JOB_SWEEP_SECONDS", "job_sweep_seconds", _seconds(0.1, 3600)),
-    _Spec("SHUTDOWN_TIMEOUT_SECONDS", "shutdown_timeout_seconds", _seconds(0, 3600)),
-    _Spec("SHUTDOWN_LAME_DUCK_SECONDS", "shutdown_lame_duck_seconds", _seconds(0, 600)),
-    _Spec("DEPENDENCY_TIMEOUT_SECONDS", "dependency_timeout_seconds", _seconds(0.1, 60)),
-    _Spec("DEPENDENCY_CONCURRENCY", "dependency_concurrency", _integer(1, 64)),
-    _Spec("BREAKER_FAILURE_THRESHOLD", "breaker_failure_threshold", _integer(1, 1000)),
-    _Spec("BREAKER_RESET_SECONDS", "breaker_reset_seconds", _seconds(0.1, 3600)),
-    _Spec("LOG_LEVEL", "log_level", _log_level),
-    _Spec("LOG_FILE", "log_file", _optional_path),
-    _Spec("LOG_MAX_BYTES", "log_max_bytes", _integer(1024, 1 << 40)),
-    _Spec("LOG_BACKUP_COUNT", "log_backup_count", _integer(0, 1000)),
-    _Spec("BIND", "bind", _bind),
-    _Spec("REQUEST_HEADER_TIMEOUT_SECONDS", "request_header_timeout_seconds", _seconds(0.5, 300)),
-    _Spec("WORKER_CONNECTIONS", "worker_connections", _integer(16, 100_000)),
-    _Spec("WEB_CONCURRENCY", "web_concurrency", _integer(1, 64)),
-    _Spec("TRUSTED_PROXY_COUNT", "trusted_proxy_count", _integer(0, 10)),
-)
+@dataclass(frozen=True)
+class _Declared:
+    """What one field of Settings is, declared once: its variable, how its text is read, how a
+    value is checked, and how the README's configuration table shows it."""
+
+    variable: str
+    parse: Callable[[str, str], Any]  # (variable, text) -> value; raises ConfigError
+    check: Callable[[str, Any], None]  # (variable, value); raises ConfigError when out of bounds
+    accepted: str
+    meaning: str
+    shown_default: str | None  # None: the default as written, in backticks
+
+
+def _setting(
+    variable: str,
+    default: Any,
+    parse: Callable[[str, str], Any],
+    accepted: str,
+    meaning: str,
+    *,
+    check: Callable[[str, Any], None] | None = None,
+    shown_default: str | None = None,
+    secret: bool = False,
+    default_factory: Callable[[], Any] | None = None,
+) -> Any:
+    """A field of Settings with everything about it (see :class:`_Declared`).
+
+    Without ``check``, a value is checked by reading it as the environment's text would be
+    (a URL, a level, a bind address); an unset secret (empty) is left to ``from_env``.
+    """
+
+    def read_back(name: str, value: Any) -> None:
+        if value or not secret:
+            parse(name, str(value))
+
+    declared = _Declared(variable, parse, check or read_back, accepted, meaning, shown_default)
+    metadata = {"setting": declared}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata, repr=not secret)
+    return field(default=default, metadata=metadata, repr=not secret)
+
+
+def _bounded(low: float, high: float, value_kind: str) -> Callable[[str, Any], None]:
+    accepted = f"{value_kind} from {low:g} to {high:g}"
+
+    def check(variable: str, value: Any) -> None:
+        if not low <= value <= high:
+            raise ConfigError(f"{variable}={value!r} is out of range: expected {accepted}")
+
+    return check
+
+
+def _integer_setting(
+    variable: str, default: int, low: int, high: int, meaning: str, note: str = "", **kw: Any
+) -> Any:
+    """An integer setting bounded by ``low`` and ``high`` (both included)."""
+    return _setting(
+        variable,
+        default,
+        _integer(low, high),
+        f"{low} to {high}{note}",
+        meaning,
+        check=_bounded(low, high, "an integer"),
+        **kw,
+    )
+
+
+def _seconds_setting(
+    variable: str, default: float, low: float, high: float, meaning: str, note: str = ""
+) -> Any:
+    """A duration in seconds bounded by ``low`` and ``high`` (both included)."""
+    return _setting(
+        variable,
+        default,
+        _seconds(low, high),
+        f"{low:g} to {high:g}{note}",
+        meaning,
+        check=_bounded(low, high, "a number of seconds"),
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the service, each declared once; checked whenever it is built.
+
+    :meth:`from_env` reads the environment; ``Settings(...)`` and ``dataclasses.replace`` are
+    held to the same bounds and the same consistency between settings.
+    """
+
+    redis_url: str = _setting(
+        "REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        _url(REDIS_SCHEMES),
+        "`redis://`, `rediss://` or `unix://` with a host, or "
+        "`redis+sentinel://[:password@]host:port[,host:port...]/<service>[/<db>]`; a password "
+        "in it percent-encoded",
+        "job store; a sentinel URL names the sentinels to ask, the monitored service and the "
+        "database, and its password is the Redis servers' (see *High availability*)",
+    )
+    redis_sentinel_password: str = _setting(
+        "REDIS_SENTINEL_PASSWORD",
+        "",
+        _secret,
+        "not empty when set",
+        "the sentinels' own password, when they require one",
+        shown_default="(none)",
+        secret=True,
+    )
+    redis_min_replicas: int = _integer_setting(
+        "REDIS_MIN_REPLICAS",
+        0,
+        0,
+        10,
+        "replicas that must confirm (`WAIT`) every submission, stored result and hand-back "
+        "before the service acknowledges it; `1` or more with Sentinel",
+    )
+    neo4j_uri: str = _setting(
+        "NEO4J_URI",
+        "bolt://127.0.0.1:7687",
+        _url(NEO4J_SCHEMES),
+        ", ".join(f"`{scheme}`" for scheme in NEO4J_SCHEMES) + ", with a host",
+        "slate store",
+    )
+    neo4j_user: str = _setting("NEO4J_USER", "neo4j", _text, "not empty", "the Neo4j user")
+    neo4j_password: str = _setting(
+        "NEO4J_PASSWORD",
+        "",
+        _secret,
+        "not empty",
+        "`make services-up` generates one",
+        shown_default="(required)",
+        secret=True,
+    )
+    job_ttl_seconds: int = _integer_setting(
+        "JOB_TTL_SECONDS",
+        604800,
+        1,
+        MAX_JOB_TTL_SECONDS,
+        "retention of a job after it finished (or was submitted, while pending)",
+        " (10 years); a WARNING at start-up below `JOB_LEASE_SECONDS` + 60",
+        shown_default="`604800` (7 days)",
+    )
+    job_concurrency: int = _integer_setting(
+        "JOB_CONCURRENCY",
+        1,
+        0,
+        64,
+        "job threads per gunicorn worker; `0` = intake-only instance",
+    )
+    job_max_scenarios: int = _integer_setting(
+        "JOB_MAX_SCENARIOS", 1_000_000, 1, 100_000_000, "upper bound of `scenario_count`"
+    )
+    job_max_attempts: int = _integer_setting(
+        "JOB_MAX_ATTEMPTS",
+        3,
+        1,
+        100,
+        "lost attempts (worker vanished) before a job fails with `worker_lost`",
+    )
+    job_lease_seconds: int = _integer_setting(
+        "JOB_LEASE_SECONDS",
+        15,
+        2,
+        3600,
+        "a running job's lease; a lapsed lease means its worker is gone",
+        ", whole seconds",
+    )
+    job_heartbeat_seconds: float = _seconds_setting(
+        "JOB_HEARTBEAT_SECONDS",
+        5.0,
+        0.1,
+        3600,
+        "how often a worker renews its leases",
+        "; below `JOB_LEASE_SECONDS` / 2, and with 2 x `DEPENDENCY_TIMEOUT_SECONDS` below "
+        "`JOB_LEASE_SECONDS`",
+    )
+    job_sweep_seconds: float = _seconds_setting(
+        "JOB_SWEEP_SECONDS", 5.0, 0.1, 3600, "how often every instance looks for lapsed leases"
+    )
+    shutdown_timeout_seconds: float = _seconds_setting(
+        "SHUTDOWN_TIMEOUT_SECONDS", 90.0, 0, 3600, "how long running jobs may finish after SIGTERM"
+    )
+    shutdown_lame_duck_seconds: float = _seconds_setting(
+        "SHUTDOWN_LAME_DUCK_SECONDS",
+        30.0,
+        0,
+        600,
+        "longest the instance keeps serving after SIGTERM while a balancer that probes `/ready` "
+        "takes it out (it leaves 1 s after the last request); `0` closes the listener at once. "
+        "30 s is Kubernetes' default readiness period x failure threshold, above HAProxy's "
+        "default 6 s; an AWS ALB that only health-checks needs interval x unhealthy threshold "
+        "(60 s by default; ECS and auto scaling deregister the target before the signal "
+        "instead); see docs/operations.md",
+    )
+    dependency_timeout_seconds: float = _seconds_setting(
+        "DEPENDENCY_TIMEOUT_SECONDS",
+        3.0,
+        0.1,
+        60,
+        "bound of every Redis/Neo4j call and of each `/ready` check, also against a peer that "
+        "accepts and never answers",
+        "; at most `JOB_LEASE_SECONDS` / 3",
+    )
+    dependency_concurrency: int = _integer_setting(
+        "DEPENDENCY_CONCURRENCY",
+        4,
+        1,
+        64,
+        "calls to one dependency a worker runs at once (its bulkhead); more are refused with "
+        "`503 dependency_unavailable`",
+    )
+    breaker_failure_threshold: int = _integer_setting(
+        "BREAKER_FAILURE_THRESHOLD",
+        5,
+        1,
+        1000,
+        "failures in a row that open a dependency's circuit breaker",
+    )
+    breaker_reset_seconds: float = _seconds_setting(
+        "BREAKER_RESET_SECONDS",
+        5.0,
+        0.1,
+        3600,
+        "how long an open breaker refuses calls before it lets a trial through",
+    )
+    log_level: str = _setting(
+        "LOG_LEVEL",
+        "INFO",
+        _log_level,
+        ", ".join(f"`{level}`" for level in LOG_LEVELS),
+        "the least severe lines written",
+    )
+    log_file: str = _setting(
+        "LOG_FILE", "logs/app.log", _optional_path, "a path, or empty", "empty disables the file"
+    )
+    log_max_bytes: int = _integer_setting(
+        "LOG_MAX_BYTES", 10_485_760, 1024, 1 << 40, "rotation size", " (1 TiB)"
+    )
+    log_backup_count: int = _integer_setting("LOG_BACKUP_COUNT", 5, 0, 1000, "rotated files kept")
+    bind: str = _setting(
+        "BIND",
+        "127.0.0.1:8000",
+        _bind,
+        "`HOST:PORT`, `[IPv6]:PORT` or `unix:PATH`",
+        "gunicorn's listen address",
+    )
+    request_header_timeout_seconds: float = _seconds_setting(
+        "REQUEST_HEADER_TIMEOUT_SECONDS",
+        5.0,
+        0.5,
+        300,
+        "how long a connection may take to send a whole request (headers, and a body of up to "
+        "64 KiB); later it is answered `408` and closed, and never held a thread (see *Slow "
+        "clients* in docs/operations.md)",
+    )
+    worker_connections: int = _integer_setting(
+        "WORKER_CONNECTIONS",
+        1000,
+        16,
+        100_000,
+        "connections a worker holds at once; at the cap a new one replaces the oldest still "
+        "sending its request, or is refused with `503 too_many_connections`",
+    )
+    web_concurrency: int = _integer_setting(
+        "WEB_CONCURRENCY",
+        0,
+        1,
+        64,
+        "gunicorn workers (see *Sizing*)",
+        shown_default="one per usable CPU, at least `2`",
+        default_factory=lambda: default_workers(usable_cpus()),
+    )
+    trusted_proxy_count: int = _integer_setting(
+        "TRUSTED_PROXY_COUNT",
+        0,
+        0,
+        10,
+        "proxies in front whose `X-Forwarded-*` headers are trusted (ProxyFix)",
+    )
+
+    def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            declared: _Declared = item.metadata["setting"]
+            declared.check(declared.variable, getattr(self, item.name))
+        self._check_consistency()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the environment (``os.environ`` by default)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for item in dataclasses.fields(cls):
+            declared: _Declared = item.metadata["setting"]
+            raw = env.get(declared.variable)
+            if raw is not None:
+                values[item.name] = declared.parse(declared.variable, raw)
+        if not values.get("neo4j_password"):
+            raise ConfigError(
+                "NEO4J_PASSWORD is required: set it to the password of NEO4J_USER "
+                "(`make services-up` writes one to .run/services.env)"
+            )
+        return cls(**values)
+
+    def _check_consistency(self) -> None:
+        """Settings that are each valid but break one another; the message names both."""
+        lease = self.job_lease_seconds
+        beat = self.job_heartbeat_seconds
+        timeout = self.dependency_timeout_seconds
+        if beat >= lease / 2:
+            raise ConfigError(
+                f"JOB_HEARTBEAT_SECONDS ({beat:g}) must be below half of JOB_LEASE_SECONDS "
+                f"({lease}), so that a lease survives one missed beat"
+            )
+        if timeout > lease / 3:
+            raise ConfigError(
+                f"DEPENDENCY_TIMEOUT_SECONDS ({timeout:g}) must be at most a third of "
+                f"JOB_LEASE_SECONDS ({lease}), so that a lease renewal and its retry fit in it"
+            )
+        if beat + 2 * timeout >= lease:
+            raise ConfigError(
+                f"JOB_HEARTBEAT_SECONDS ({beat:g}) + 2 x DEPENDENCY_TIMEOUT_SECONDS ({timeout:g}) "
+                f"must be below JOB_LEASE_SECONDS ({lease}): a renewal that times out and is "
+                "retried would land after the lease lapsed"
+            )
+
+    def warnings(self) -> list[str]:
+        """Settings that work but may surprise; logged at start-up as WARNING."""
+        found = []
+        shortest_useful_ttl = self.job_lease_seconds + LONGEST_DOCUMENTED_JOB_SECONDS
+        if self.job_ttl_seconds < shortest_useful_ttl:
+            found.append(
+                f"JOB_TTL_SECONDS ({self.job_ttl_seconds}) is shorter than JOB_LEASE_SECONDS "
+                f"({self.job_lease_seconds}) + the longest documented job "
+                f"({LONGEST_DOCUMENTED_JOB_SECONDS} s): a long job's record and result may "
+                "expire before or soon after it completes"
+            )
+        if self.redis_url.startswith(SENTINEL_SCHEME) and self.redis_min_replicas == 0:
+            found.append(
+                "REDIS_URL names sentinels but REDIS_MIN_REPLICAS is 0: a failover may lose "
+                "jobs acknowledged in the last moments before it; set REDIS_MIN_REPLICAS=1"
+            )
+        return found
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as a dict that is safe to log: no password, none inside a URL."""
+        shown = dataclasses.asdict(self)
+        shown["redis_url"] = redact_url(self.redis_url)
+        shown["redis_sentinel_password"] = REDACTED if self.redis_sentinel_password else ""
+        shown["neo4j_uri"] = redact_url(self.neo4j_uri)
+        shown["neo4j_password"] = REDACTED if self.neo4j_password else ""
+        return shown
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.redacted().items())
+        return f"Settings({fields})"
+
+    __str__ = __repr__
+
+
+def configuration_table() -> str:
+    """The README's configuration table, from the declarations: one row per variable."""
+    rows = ["| variable | default | accepted | meaning |", "|---|---|---|---|"]
+    for item in dataclasses.fields(Settings):
+        declared: _Declared = item.metadata["setting"]
+        default = declared.shown_default or f"`{_shown(item.default)}`"
+        rows.append(
+            f"| `{declared.variable}` | {default} | {declared.accepted} | {declared.meaning} |"
+        )
+    return "\n".join(rows)
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
 
 #: The environment variables the service reads, in the order the README lists them.
-VARIABLES = tuple(spec.variable for spec in _SPECS)
+VARIABLES = tuple(item.metadata["setting"].variable for item in dataclasses.fields(Settings))
+
+if __name__ == "__main__":  # python -m app.config: the README's table
+    print(configuration_table())  # noqa: T201

@@ -16,15 +16,31 @@ from app.jobs.store import LEASES_KEY, Job, JobState, JobStore
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 
+# The shortest lease the settings allow, renewed five times a lease; Redis calls bounded so that
+# a renewal and its retry fit in it.
+LEASE_SECONDS = 2
+
 
 def _fast_settings(settings: Settings, **overrides) -> Settings:
     timing = {
-        "job_lease_seconds": 1,
+        "job_lease_seconds": LEASE_SECONDS,
         "job_heartbeat_seconds": 0.2,
         "job_sweep_seconds": 0.2,
+        "dependency_timeout_seconds": 0.5,
         "job_concurrency": 1,
     }
     return Settings(**{**vars(settings), **timing, **overrides})
+
+
+def _wait_renewed_past_a_lease(redis_client, job_id: str) -> None:
+    """Wait until heartbeats have pushed the job's lease deadline a lease and a half past where
+    it stood: without them it would have lapsed by then."""
+    first = redis_client.zscore(LEASES_KEY, job_id)
+    wait_until(
+        lambda: (redis_client.zscore(LEASES_KEY, job_id) or 0) >= first + 1500 * LEASE_SECONDS,
+        4 * LEASE_SECONDS,
+        what="the lease renewed past a lease and a half",
+    )
 
 
 @pytest.fixture
@@ -119,12 +135,15 @@ def test_a_job_whose_holder_vanished_is_recovered_and_completed(store, run_with,
     assert record["attempts"] == 2 and record["lost_attempts"] == 1
 
 
-def test_a_long_job_keeps_its_lease_through_heartbeats(store, run_with, submit, gated_body):
+def test_a_long_job_keeps_its_lease_through_heartbeats(
+    store, redis_client, run_with, submit, gated_body
+):
     job_id = submit()
     body = gated_body({"done": True})
     run_with(body)
     wait_until(lambda: _state(store, job_id) is JobState.RUNNING)
-    time.sleep(2.5)  # more than two lease periods of 1 s
+    _wait_renewed_past_a_lease(redis_client, job_id)
+    store.sweep(max_lost_attempts=3)
     assert _record(store, job_id).to_dict()["lost_attempts"] == 0
     body.release.set()
     wait_until(lambda: _state(store, job_id) is JobState.COMPLETE)
@@ -231,7 +250,7 @@ def test_a_stale_attempt_ending_leaves_the_newer_attempt_leased_drained_and_list
     wait_until(lambda: started == [0, 1])  # the other thread of this runner took attempt 2
     gates[0].set()  # the stale attempt 1 ends now; its outcome is refused
     wait_until(lambda: runner.running_job_ids() == [job_id])
-    time.sleep(2.5)  # more than two leases of 1 s: attempt 2's lease must be renewed meanwhile
+    _wait_renewed_past_a_lease(redis_client, job_id)  # attempt 2's lease is renewed
     record = _record(store, job_id).to_dict()
     assert (record["state"], record["attempts"], record["lost_attempts"]) == ("running", 2, 1)
     assert redis_client.zscore(LEASES_KEY, job_id) > time.time() * 1000
