@@ -28,3 +28,14 @@ def ascii_token(text: str | None, pattern: re.Pattern[str]) -> str | None:
     if text is None or not text.isascii() or not pattern.fullmatch(text):
         return None
     return text
+
+
+# How much of a client's text an error message quotes back.
+ECHO_CHARS = 64
+
+
+def echoed(text: str) -> str:
+    """A client's text as an error may quote it back: its first ECHO_CHARS characters, with a
+    lone surrogate (which JSON can carry as ``"\\ud800"`` but no UTF-8 encoder or strict parser
+    takes) written as its escape, so every client can read the answer."""
+    return text[:ECHO_CHARS].encode("utf-8", "backslashreplace").decode("utf-8")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import ApiError, ValidationFailed
+from app.inputs import echoed
 from app.jobs.store import CANCELLED_ERROR_CODE, Job, JobState
 from app.services import Services
 from app.timestamps import iso_utc
@@ -64,7 +65,7 @@ def overview(svc: Services) -> dict[str, Any]:
     neo4j = svc.readiness.check(("neo4j",))["neo4j"].to_dict()
     up = redis["status"] == "up" and neo4j["status"] == "up"
     status = "ready" if up else "not_ready"
-    if svc.shutting_down.is_set():
+    if svc.shutdown.underway:
         status = "shutting_down"
     return {
         "status": status,
@@ -103,9 +104,9 @@ def parse_job_page_query(args: Mapping[str, str]) -> tuple[Sort, str | None]:
     for name in args:
         if name not in JOB_PAGE_PARAMETERS:
             raise ValidationFailed(
-                f"unknown query parameter {name[:64]!r}: accepted are "
+                f"unknown query parameter {echoed(name)!r}: accepted are "
                 f"{', '.join(JOB_PAGE_PARAMETERS)}",
-                field=name[:64],
+                field=echoed(name),
             )
     key = args.get("sort", DEFAULT_SORT)
     if key not in SORT_FIELDS:

@@ -13,7 +13,7 @@ from ulid import ULID
 
 from app.correlation import sane_token
 from app.errors import InvalidJobId, InvalidJson, UnsupportedMediaType, ValidationFailed
-from app.inputs import ascii_integer, ascii_token
+from app.inputs import ascii_integer, ascii_token, echoed
 from app.jobs.ids import JobIdSyntaxError, parse_job_id
 from app.jobs.store import LISTABLE_STATES, JobState
 
@@ -60,8 +60,8 @@ def parse_submission(body: dict[str, Any], *, max_scenarios: int) -> dict[str, A
     for name in body:
         if name not in SUBMISSION_FIELDS:
             raise ValidationFailed(
-                f"unknown field {name[:64]!r}: accepted fields are {', '.join(SUBMISSION_FIELDS)}",
-                field=name[:64],
+                f"unknown field {echoed(name)!r}: accepted fields are {', '.join(SUBMISSION_FIELDS)}",
+                field=echoed(name),
             )
     for name in ("slate_id", "scenario_count"):
         if name not in body:
@@ -120,7 +120,7 @@ def parse_job_id_text(text: str) -> ULID:
     try:
         return parse_job_id(text)
     except JobIdSyntaxError:
-        raise InvalidJobId(f"{text[:64]!r} is not a job id (a 26-character ULID)") from None
+        raise InvalidJobId(f"{echoed(text)!r} is not a job id (a 26-character ULID)") from None
 
 
 def parse_list_query(args: dict[str, str]) -> tuple[JobState | None, int, str | None]:
@@ -128,8 +128,8 @@ def parse_list_query(args: dict[str, str]) -> tuple[JobState | None, int, str | 
     for name in args:
         if name not in ("state", "limit", "cursor"):
             raise ValidationFailed(
-                f"unknown query parameter {name[:64]!r}: accepted are state, limit, cursor",
-                field=name[:64],
+                f"unknown query parameter {echoed(name)!r}: accepted are state, limit, cursor",
+                field=echoed(name),
             )
     state = None
     if "state" in args:
