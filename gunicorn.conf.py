@@ -1,23 +1,27 @@
 """gunicorn settings for slatesim: plain settings plus short hooks that call into ``app``.
 
 ``gunicorn -c gunicorn.conf.py`` with no other argument serves the app. Which process runs each
-hook, and when, is written down in docs/operations.md.
+hook, and when, is written down in docs/operations.md. The master loads the settings, the
+logging, the worker class and ``app.master`` only; the hooks that run in a worker import
+``app.lifecycle`` when they run, after the worker has loaded the app anyway.
 """
 
 import logging
 import math
 import os
 import signal
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from flask import Flask
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
 
-from app import activity, lifecycle
+from app import activity, master
 from app.config import Settings
 from app.gunicorn_worker import DrainingThreadWorker
 from app.logging_setup import build_logging_config
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 _settings = Settings.from_env()
 
@@ -55,18 +59,20 @@ _log = logging.getLogger("gunicorn.error")
 def on_starting(server: Arbiter) -> None:
     """In the master, before the first fork: make what every worker inherits (instance ID,
     the instance's shared request activity)."""
-    lifecycle.master_instance_id()
+    master.master_instance_id()
     activity.instance_activity()
 
 
 def post_worker_init(worker: Worker) -> None:
     """In the worker, after the app is loaded: start job threads, chain signal handlers."""
+    from app import lifecycle
+
     cast(DrainingThreadWorker, worker).configure_intake(
         header_timeout_seconds=_settings.request_header_timeout_seconds
     )
     lifecycle.start_worker(
-        cast(Flask, worker.wsgi),
-        instance_id=lifecycle.master_instance_id(),
+        cast("Flask", worker.wsgi),
+        instance_id=master.master_instance_id(),
         master_heartbeat=lifecycle.heartbeat_through(worker.tmp.fileno()),
         activity=activity.instance_activity(),
         server=lifecycle.ServerControl(
@@ -84,13 +90,15 @@ def worker_exit(server: Arbiter, worker: Worker) -> None:
         _log.info("worker %s already gone; its jobs return through lease recovery", worker.pid)
         return
     if hasattr(worker, "wsgi"):  # not when the app failed to load: nothing ran
-        lifecycle.drain_worker(cast(Flask, worker.wsgi))
+        from app import lifecycle
+
+        lifecycle.drain_worker(cast("Flask", worker.wsgi))
 
 
 def on_exit(server: Arbiter) -> None:
     """In the master, last: hand back any job still running under it and log a summary."""
-    instance_id = lifecycle.master_instance_id()
-    handed_back = lifecycle.hand_back_instance_jobs(_settings, instance_id=instance_id)
+    instance_id = master.master_instance_id()
+    handed_back = master.hand_back_instance_jobs(_settings, instance_id=instance_id)
     _log.info(
         "master exiting",
         extra={

@@ -11,7 +11,7 @@ import mmap
 import struct
 import time
 
-from app.health import PROBE_PATHS, READINESS_PATH
+from app.probes import PROBE_PATHS, READINESS_PATH
 
 
 class Activity:

@@ -1,7 +1,9 @@
-"""Clients for Redis and Neo4j, created once per process with bounded pools and timeouts.
+"""The Redis client, created once per process with a bounded pool and timeouts.
 
-Nothing here connects: both clients open connections lazily, so building the app never blocks
-on a dependency and a dependency outage at start-up is reported by /ready, not by a crash.
+Nothing here connects: the client opens connections lazily, so building the app never blocks
+on Redis and an outage at start-up is reported by /ready, not by a crash. The Neo4j driver is
+made beside the slate repository (app.slates.repository); this module loads no driver of it,
+so the gunicorn master can hand jobs back through Redis without it.
 """
 
 from __future__ import annotations
@@ -9,18 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 import redis
-from neo4j import Driver, GraphDatabase
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from app.config import Settings, sentinel_target
-from app.jobs.store import JobStore
 from app.process import connection_name
 
 # Connections a worker may hold: job threads, request threads and the sweeper share the pool.
 REDIS_MAX_CONNECTIONS = 32
-NEO4J_MAX_POOL_SIZE = 10
 # One immediate retry replaces a pooled connection that a Redis restart closed; no backoff loop.
 # Only a closed connection is retried: a timeout is not, so a Redis that accepts and never
 # answers costs a call one DEPENDENCY_TIMEOUT_SECONDS, not two (every script is safe to send
@@ -60,30 +59,3 @@ def create_redis(settings: Settings, *, retries: int = REDIS_RETRIES) -> redis.R
         target.service, redis_class=redis.Redis, db=target.db, password=target.password, **options
     )
     return primary
-
-
-def create_store(settings: Settings, client: redis.Redis) -> JobStore:
-    """The job store on ``client``, with the retention and replica acknowledgement configured.
-
-    WAIT gets half of DEPENDENCY_TIMEOUT_SECONDS, so that its answer arrives well within the
-    call's own socket timeout.
-    """
-    return JobStore(
-        client,
-        ttl_seconds=settings.job_ttl_seconds,
-        min_replicas=settings.redis_min_replicas,
-        wait_timeout_ms=int(settings.dependency_timeout_seconds * 500),
-    )
-
-
-def create_neo4j_driver(settings: Settings) -> Driver:
-    """A Neo4j driver with a bounded pool; connecting and acquiring are bounded by the timeout."""
-    timeout = settings.dependency_timeout_seconds
-    return GraphDatabase.driver(
-        settings.neo4j_uri,
-        auth=(settings.neo4j_user, settings.neo4j_password),
-        max_connection_pool_size=NEO4J_MAX_POOL_SIZE,
-        connection_timeout=timeout,
-        connection_acquisition_timeout=timeout,
-        max_transaction_retry_time=timeout,
-    )

@@ -2,8 +2,9 @@
 
 They are carried in contextvars, not globals or thread-locals, so the IDs of one request or job
 never leak into another: Flask runs each request in its own context, and each job thread binds
-its own. ``init_app`` binds them for each request (from ``X-Request-ID`` and ``X-User-ID``
-when those are sane tokens) and echoes ``X-Request-ID`` on every response.
+its own. ``app.request_ids`` binds them for each request (from ``X-Request-ID`` and
+``X-User-ID`` when those are sane tokens) and echoes ``X-Request-ID`` on every response. This
+module loads no web framework: the logging of the gunicorn master uses it too.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 
-from flask import Flask, Response, g, request
 from ulid import ULID
 
 from app.inputs import ascii_token
@@ -68,32 +68,3 @@ def bound_ids(**ids: str | None) -> Iterator[None]:
     finally:
         for var, token in reversed(tokens):
             var.reset(token)
-
-
-def _bind_request_ids() -> None:
-    request_id = sane_token(request.headers.get(REQUEST_ID_HEADER)) or new_id()
-    user_id = sane_token(request.headers.get(USER_ID_HEADER))
-    if user_id is not None:
-        request.environ[USER_ID_ENVIRON] = user_id
-    g.correlation_tokens = (request_id_var.set(request_id), user_id_var.set(user_id))
-
-
-def _echo_request_id(response: Response) -> Response:
-    request_id = request_id_var.get()
-    if request_id:
-        response.headers[REQUEST_ID_HEADER] = request_id
-    return response
-
-
-def _unbind_request_ids(_error: BaseException | None) -> None:
-    tokens: tuple[Token[str | None], Token[str | None]] | None = g.pop("correlation_tokens", None)
-    if tokens:
-        request_id_var.reset(tokens[0])
-        user_id_var.reset(tokens[1])
-
-
-def init_app(app: Flask) -> None:
-    """Register the hooks that bind and echo correlation IDs."""
-    app.before_request(_bind_request_ids)
-    app.after_request(_echo_request_id)
-    app.teardown_request(_unbind_request_ids)

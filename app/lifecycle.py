@@ -15,7 +15,8 @@ without gunicorn too. The timeline of a shutdown (see docs/operations.md):
    master keeps the listeners, new workers serve).
 3. gunicorn calls ``worker_exit``: ``drain_worker`` waits for running jobs until the deadline,
    hands back the stragglers, and keeps the worker's heartbeat to the master alive meanwhile.
-4. The master's ``on_exit`` hands back, through Redis, any job still running under it.
+4. The master's ``on_exit`` hands back, through Redis, any job still running under it
+   (``app.master``).
 """
 
 from __future__ import annotations
@@ -28,17 +29,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, cast
+from typing import Any
 
-import redis
 from flask import Flask, request
 
 from app.activity import Activity
-from app.config import Settings
-from app.connections import create_redis, create_store
-from app.correlation import new_id
 from app.logging_setup import flush_logs
-from app.services import EXTENSION_KEY, Services
+from app.services import services
 
 logger = logging.getLogger(__name__)
 
@@ -51,28 +48,6 @@ LAME_DUCK_POLL_SECONDS = 0.05
 # A draining worker tells the master it is alive this often (seconds), well under gunicorn's
 # heartbeat timeout, so a worker recycled by max_requests or SIGHUP is not killed mid-drain.
 DRAIN_HEARTBEAT_SECONDS = 1.0
-
-
-_master_instance_id: str | None = None
-
-
-def master_instance_id() -> str:
-    """The gunicorn master's identity in job records: a ULID made once, in the master.
-
-    gunicorn.conf.py asks for it in ``on_starting``, before the first fork, so every worker
-    inherits the same value and the master's ``on_exit`` hands back exactly their jobs. It is
-    unique across hosts, containers and restarts, unlike ``host:pid``: containers that share a
-    host name (host networking) all run their master as pid 1. A SIGHUP reload keeps it (this
-    module stays imported in the master); a new master process makes its own.
-    """
-    global _master_instance_id
-    if _master_instance_id is None:
-        _master_instance_id = new_id()
-    return _master_instance_id
-
-
-def _services(app: Flask) -> Services:
-    return cast(Services, app.extensions[EXTENSION_KEY])
 
 
 @dataclass(frozen=True)
@@ -97,13 +72,13 @@ def start_worker(
     ``activity`` is the instance's, shared with the other workers (:func:`instance_activity`);
     ``master_heartbeat`` (see :func:`heartbeat_through`) is kept for the drain at exit.
     """
-    svc = _services(app)
-    svc.master_heartbeat = master_heartbeat
+    shutdown = services(app).shutdown
+    shutdown.master_heartbeat = master_heartbeat
     if activity is not None:
-        svc.activity = activity
+        shutdown.activity = activity
     for signum in SHUTDOWN_SIGNALS:  # first: a signal from now on begins a graceful shutdown
         signal.signal(signum, _shutdown_handler(app))
-    svc.runner.start(instance_id)
+    services(app).runner.start(instance_id)
     threading.Thread(
         target=_serve_as_lame_duck, args=(app, server), name="lame-duck", daemon=True
     ).start()
@@ -129,7 +104,7 @@ def init_app(app: Flask) -> None:
     """Note every request's arrival for the lame duck (probes apart from the rest)."""
 
     def note_request() -> None:
-        _services(app).activity.note(request.path)
+        services(app).shutdown.activity.note(request.path)
 
     app.before_request(note_request)
 
@@ -142,11 +117,12 @@ def _serve_as_lame_duck(app: Flask, server: ServerControl) -> None:
     client calling directly), where closing the listener at once is what tells a balancer
     (its connection is refused and it retries elsewhere); or on a reload.
     """
-    svc = _services(app)
-    svc.shutting_down.wait()
-    began = svc.shutdown_began_at or time.monotonic()
+    svc = services(app)
+    shutdown = svc.shutdown
+    shutdown.began.wait()
+    began = shutdown.began_at or time.monotonic()
     limit = svc.settings.shutdown_lame_duck_seconds
-    activity = svc.activity
+    activity = shutdown.activity
     if limit <= 0:
         ended_by = "disabled"
     elif began - activity.last_readiness_probe_at > limit:
@@ -164,8 +140,8 @@ def _serve_as_lame_duck(app: Flask, server: ServerControl) -> None:
                 ended_by = "maximum"
                 break
             time.sleep(LAME_DUCK_POLL_SECONDS)
-    svc.lame_duck_seconds = round(time.monotonic() - began, 3)
-    svc.lame_duck_ended_by = ended_by
+    shutdown.lame_duck_seconds = round(time.monotonic() - began, 3)
+    shutdown.lame_duck_ended_by = ended_by
     server.stop_serving()
 
 
@@ -193,13 +169,9 @@ def begin_shutdown(app: Flask, *, reason: str) -> None:
     Called from signal handlers, so it only sets flags: no logging, which could deadlock on a
     lock the interrupted code holds. ``drain_worker`` logs the shutdown.
     """
-    svc = _services(app)
-    if svc.shutting_down.is_set():
-        return
-    svc.shutdown_began_at = time.monotonic()
-    svc.shutdown_reason = reason
-    svc.shutting_down.set()
-    svc.runner.stop_claiming()
+    svc = services(app)
+    if svc.shutdown.begin(reason):
+        svc.runner.stop_claiming()
 
 
 def drain_worker(app: Flask) -> list[str]:
@@ -209,18 +181,18 @@ def drain_worker(app: Flask) -> list[str]:
     worker exits without one (max_requests recycling).
     """
     begin_shutdown(app, reason="worker exit")
-    svc = _services(app)
-    heartbeat = svc.master_heartbeat
-    elapsed = time.monotonic() - (svc.shutdown_began_at or time.monotonic())
-    remaining = svc.settings.shutdown_timeout_seconds - elapsed
+    svc = services(app)
+    shutdown = svc.shutdown
+    heartbeat = shutdown.master_heartbeat
+    remaining = shutdown.seconds_left(svc.settings.shutdown_timeout_seconds)
     running = svc.runner.running_job_ids()
     logger.info(
         "draining jobs",
         extra={
             "running_jobs": len(running),
             "remaining_seconds": round(max(remaining, 0), 3),
-            "lame_duck_seconds": svc.lame_duck_seconds,
-            "lame_duck_ended_by": svc.lame_duck_ended_by,
+            "lame_duck_seconds": shutdown.lame_duck_seconds,
+            "lame_duck_ended_by": shutdown.lame_duck_ended_by,
         },
     )
     stop_beating = threading.Event()
@@ -262,15 +234,3 @@ def heartbeat_through(fileno: int) -> Callable[[], None]:
 def _beat(heartbeat: Callable[[], Any], stop: threading.Event) -> None:
     while not stop.wait(DRAIN_HEARTBEAT_SECONDS):
         heartbeat()
-
-
-def hand_back_instance_jobs(settings: Settings, *, instance_id: str) -> list[str]:
-    """From the master at exit: requeue jobs still marked running by any of its workers."""
-    client = create_redis(settings)
-    try:
-        return create_store(settings, client).release_instance(instance_id)
-    except redis.RedisError as error:
-        logger.error("cannot hand back jobs at exit; lease recovery will: %s", type(error).__name__)
-        return []
-    finally:
-        client.close()

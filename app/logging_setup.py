@@ -32,7 +32,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from app.config import Settings
 from app.correlation import USER_ID_ENVIRON, current_ids
-from app.health import PROBE_PATHS
+from app.probes import PROBE_PATHS
 from app.timestamps import iso_utc
 
 CORRELATION_FIELDS = ("request_id", "user_id", "job_id")

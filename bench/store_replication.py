@@ -23,9 +23,9 @@ from typing import Any
 import redis
 
 from app.config import Settings
-from app.connections import create_redis, create_store
+from app.connections import create_redis
 from app.jobs.ids import new_job_id
-from app.jobs.store import JobStore
+from app.jobs.store import JobStore, create_store
 from bench.run import Figure
 from tests.support.redis_ha import RedisHA, free_port_block
 

@@ -12,6 +12,7 @@ from types import ModuleType, SimpleNamespace
 import pytest
 
 from app import lifecycle
+from app import master as master_module
 from app.correlation import new_id
 from app.jobs.ids import new_job_id
 from app.jobs.store import JobState
@@ -58,7 +59,7 @@ def test_logging_config_defines_both_gunicorn_loggers_without_propagation(monkey
 def test_worker_exit_in_the_master_for_a_gone_worker_does_not_drain(monkeypatch):
     conf = _load_conf(monkeypatch)
     drained = []
-    monkeypatch.setattr(conf.lifecycle, "drain_worker", lambda *a, **k: drained.append(a))
+    monkeypatch.setattr(lifecycle, "drain_worker", lambda *a, **k: drained.append(a))
     gone = SimpleNamespace(pid=-1, wsgi=object(), notify=lambda: None)
     conf.worker_exit(SimpleNamespace(pid=os.getpid()), gone)  # the master calls it
     assert drained == []
@@ -67,7 +68,7 @@ def test_worker_exit_in_the_master_for_a_gone_worker_does_not_drain(monkeypatch)
 def test_worker_exit_in_the_worker_drains_its_app(monkeypatch):
     conf = _load_conf(monkeypatch)
     drained = []
-    monkeypatch.setattr(conf.lifecycle, "drain_worker", lambda *a, **k: drained.append(a))
+    monkeypatch.setattr(lifecycle, "drain_worker", lambda *a, **k: drained.append(a))
     app = object()
     conf.worker_exit(SimpleNamespace(pid=os.getppid()), SimpleNamespace(pid=os.getpid(), wsgi=app))
     assert drained == [(app,)]
@@ -91,7 +92,7 @@ def test_masters_sharing_a_host_name_and_pid_hand_back_only_their_own_jobs(
     conf = _load_conf(monkeypatch)
     started: list[str] = []
     monkeypatch.setattr(
-        conf.lifecycle, "start_worker", lambda app, instance_id, **_: started.append(instance_id)
+        lifecycle, "start_worker", lambda app, instance_id, **_: started.append(instance_id)
     )
     master = SimpleNamespace(pid=1)
     worker = SimpleNamespace(
@@ -102,7 +103,7 @@ def test_masters_sharing_a_host_name_and_pid_hand_back_only_their_own_jobs(
         configure_intake=lambda **_: None,
     )
     for _ in range(2):  # two masters, one after the other in this process
-        monkeypatch.setattr(lifecycle, "_master_instance_id", None)
+        monkeypatch.setattr(master_module, "_master_instance_id", None)
         conf.on_starting(master)
         conf.post_worker_init(worker)  # the instance ID its job threads claim under
     assert started[0] != started[1]
@@ -113,7 +114,7 @@ def test_masters_sharing_a_host_name_and_pid_hand_back_only_their_own_jobs(
         store.submit(job_id, params, request_id=None, user_id=None)
         store.claim_next(new_id(), worker="shared-host:7", instance=instance, lease_seconds=60)
         jobs.append(job_id)
-    monkeypatch.setattr(lifecycle, "_master_instance_id", started[0])
+    monkeypatch.setattr(master_module, "_master_instance_id", started[0])
     conf.on_exit(master)  # the first master exits
     assert store.get(jobs[0]).state is JobState.PENDING
     assert store.get(jobs[1]).state is JobState.RUNNING
@@ -138,3 +139,24 @@ def test_gunicorn_refuses_an_unencoded_password_at_start_without_printing_it():
     assert started.returncode != 0 and "percent-encode" in output
     for piece in password_pieces(password):
         assert piece not in output, piece
+
+
+def test_the_master_loads_no_numpy_no_neo4j_and_no_flask_app(service_env):
+    # What the master runs: gunicorn.conf.py and its hooks' modules, never the web app.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import runpy, sys; runpy.run_path('gunicorn.conf.py'); "
+            "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('numpy', 'neo4j', 'flask', 'werkzeug', 'app'))))",
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, **service_env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert not [m for m in loaded if m.split(".")[0] in ("numpy", "neo4j", "flask", "werkzeug")]
+    assert {"app.master", "app.config", "app.gunicorn_worker"} <= set(loaded)
+    assert not {"app.services", "app.lifecycle", "app.slates.repository"} & set(loaded), loaded

@@ -96,7 +96,7 @@ def test_an_idle_instance_stops_after_the_quiet_interval(app):
     thread.join(5)
     assert server.keep_alive_refused
     assert server.stopped_at is not None
-    assert app.extensions[EXTENSION_KEY].lame_duck_ended_by == "quiet"
+    assert app.extensions[EXTENSION_KEY].shutdown.lame_duck_ended_by == "quiet"
     # No request but the probe ever came, so the quiet interval has passed at once.
     assert server.stopped_at - signalled < lifecycle.LAME_DUCK_QUIET_SECONDS
 
@@ -134,8 +134,8 @@ def test_the_maximum_ends_the_duck_under_steady_traffic(app):
     assert server.stopped_at is not None
     assert 1.0 <= server.stopped_at - signalled < 1.5
     join_requests()
-    assert app.extensions[EXTENSION_KEY].lame_duck_seconds >= 1.0
-    assert app.extensions[EXTENSION_KEY].lame_duck_ended_by == "maximum"
+    assert app.extensions[EXTENSION_KEY].shutdown.lame_duck_seconds >= 1.0
+    assert app.extensions[EXTENSION_KEY].shutdown.lame_duck_ended_by == "maximum"
 
 
 @pytest.mark.parametrize("case", ["reload", "disabled", "no readiness probes"])
@@ -154,7 +154,7 @@ def test_a_reload_a_zero_maximum_or_no_probes_stop_at_once(app, case):
     join_requests()
     assert server.stopped_at is not None and server.stopped_at - signalled < 0.3
     assert not server.keep_alive_refused
-    assert app.extensions[EXTENSION_KEY].lame_duck_ended_by == case
+    assert app.extensions[EXTENSION_KEY].shutdown.lame_duck_ended_by == case
 
 
 def test_a_probe_older_than_the_maximum_does_not_count(app):
@@ -165,7 +165,7 @@ def test_a_probe_older_than_the_maximum_does_not_count(app):
     thread = lame_duck(app, server)
     lifecycle.begin_shutdown(app, reason="test")
     thread.join(5)
-    assert app.extensions[EXTENSION_KEY].lame_duck_ended_by == "no readiness probes"
+    assert app.extensions[EXTENSION_KEY].shutdown.lame_duck_ended_by == "no readiness probes"
 
 
 def test_workers_forked_from_one_master_share_the_activity():

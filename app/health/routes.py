@@ -50,7 +50,7 @@ def ready() -> tuple[Response, int]:
     svc = services()
     checks = svc.readiness.check()
     redis_check = checks["redis"]
-    if svc.shutting_down.is_set():
+    if svc.shutdown.underway:
         status = "shutting_down"
     elif all(check.up for check in checks.values()):
         status = "ready"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from app.jobs.ids import new_job_id, was_issued_here
 from app.jobs.store import CancelStatus, Job, JobState, JobStore, Overview, SubmitStatus
 from app.jobs.validation import MAX_SEED, encode_cursor, fingerprint, parse_job_id_text
 from app.resilience import Dependency, DependencyUnavailableError
+from app.shutdown import Shutdown
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -64,7 +64,7 @@ class JobService:
     """Submits, fetches and lists jobs; refuses submissions once shutdown has begun."""
 
     store: JobStore
-    shutting_down: threading.Event
+    shutdown: Shutdown
     # The Redis bulkhead and breaker of request threads; none in tools and tests that want none.
     dependency: Dependency | None = None
 
@@ -92,7 +92,7 @@ class JobService:
         user_id: str | None,
     ) -> tuple[Job, bool]:
         """Accept a validated submission; return the job and whether it was created now."""
-        if self.shutting_down.is_set():
+        if self.shutdown.underway:
             raise ShuttingDown("this instance is shutting down; retry on another")
         # A seed needs to be unpredictable to nobody: the stdlib generator, reseeded per fork.
         params = {"seed": random.randint(0, MAX_SEED), **submission}

@@ -54,6 +54,7 @@ from typing import Any, cast
 import orjson
 import redis
 
+from app.config import Settings
 from app.jobs.scripts import StoreScript, execute_with_scripts
 from app.timestamps import iso_utc
 
@@ -771,3 +772,17 @@ class JobStore:
         if persistence.get("appendonly") != "yes" and not save:
             warnings.append("neither AOF (appendonly) nor RDB (save) is on: a restart loses jobs")
         return warnings
+
+
+def create_store(settings: Settings, client: redis.Redis) -> JobStore:
+    """The job store on ``client``, with the retention and replica acknowledgement configured.
+
+    WAIT gets half of DEPENDENCY_TIMEOUT_SECONDS, so that its answer arrives well within the
+    call's own socket timeout.
+    """
+    return JobStore(
+        client,
+        ttl_seconds=settings.job_ttl_seconds,
+        min_replicas=settings.redis_min_replicas,
+        wait_timeout_ms=int(settings.dependency_timeout_seconds * 500),
+    )

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from neo4j import (
     READ_ACCESS,
     Driver,
+    GraphDatabase,
     ManagedTransaction,
     Query,
     RoutingControl,
@@ -40,9 +41,28 @@ from neo4j.exceptions import (
     TransientError,
 )
 
+from app.config import Settings
 from app.resilience import DeadlineExceededError, Dependency, call_with_deadline
 
 logger = logging.getLogger(__name__)
+
+# The connections a worker's driver may hold: request threads, job threads and probes share them.
+NEO4J_MAX_POOL_SIZE = 10
+
+
+def create_neo4j_driver(settings: Settings) -> Driver:
+    """A Neo4j driver with a bounded pool; connecting and acquiring are bounded by the timeout."""
+    timeout = settings.dependency_timeout_seconds
+    return GraphDatabase.driver(
+        settings.neo4j_uri,
+        auth=(settings.neo4j_user, settings.neo4j_password),
+        max_connection_pool_size=NEO4J_MAX_POOL_SIZE,
+        connection_timeout=timeout,
+        connection_acquisition_timeout=timeout,
+        max_transaction_retry_time=timeout,
+    )
+
+
 T = TypeVar("T")
 
 # Seeding and schema changes write a few thousand entities; allowed longer than one request.

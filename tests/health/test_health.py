@@ -191,7 +191,7 @@ def test_ready_names_no_host_or_port_of_a_failing_dependency(settings):
 
 
 def test_shutting_down_is_503(app, client):
-    app.extensions[EXTENSION_KEY].shutting_down.set()
+    app.extensions[EXTENSION_KEY].shutdown.begin("test")
     response = client.get("/ready")
     assert response.status_code == 503
     assert response.get_json()["status"] == "shutting_down"

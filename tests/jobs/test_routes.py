@@ -170,7 +170,7 @@ def test_redis_unreachable_is_503_store_unavailable(settings, tmp_path):
 
 
 def test_shutting_down_refuses_submissions_with_retry_after(app, client, redis_client):
-    app.extensions[EXTENSION_KEY].shutting_down.set()
+    app.extensions[EXTENSION_KEY].shutdown.begin("test")
     response = _post(client, VALID)
     _assert_error(response, 503, "shutting_down")
     assert int(response.headers["Retry-After"]) > 0

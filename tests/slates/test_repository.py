@@ -21,9 +21,8 @@ from neo4j.exceptions import (
 )
 
 from app.config import Settings
-from app.connections import create_neo4j_driver
 from app.slates.demo_data import demo_slates
-from app.slates.repository import SlateRepository, SlateStoreUnavailableError
+from app.slates.repository import SlateRepository, SlateStoreUnavailableError, create_neo4j_driver
 from tests.support.ports import free_port
 
 # Generous for a cold JVM, which plans the first queries slowly; outages use short timeouts.
