@@ -59,3 +59,16 @@ def create_redis(settings: Settings, *, retries: int = REDIS_RETRIES) -> redis.R
         target.service, redis_class=redis.Redis, db=target.db, password=target.password, **options
     )
     return primary
+
+
+def durability_warnings(client: redis.Redis) -> list[str]:
+    """Redis settings that can silently lose jobs (eviction, no persistence)."""
+    warnings = []
+    policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
+    if policy and policy != "noeviction":
+        warnings.append(f"maxmemory-policy is {policy!r}: Redis may evict jobs; use noeviction")
+    persistence = client.config_get("appendonly")
+    save = client.config_get("save").get("save", "")
+    if persistence.get("appendonly") != "yes" and not save:
+        warnings.append("neither AOF (appendonly) nor RDB (save) is on: a restart loses jobs")
+    return warnings

@@ -29,7 +29,7 @@ from typing import Any
 import redis
 
 from app.config import Settings
-from app.jobs.store import LEASES_KEY, job_key
+from app.jobs.keys import LEASES_KEY, job_key
 from bench.run import BARE_CONFIG, Figure, bench_database, empty_redis_db, part_main
 from tests.support.gunicorn import SERVICE_CONFIG, Gunicorn
 from tests.support.waiting import wait_until

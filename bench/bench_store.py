@@ -34,7 +34,8 @@ from rq import Queue
 from app.config import Settings
 from app.correlation import new_id
 from app.jobs.ids import new_job_id
-from app.jobs.store import Job, JobStore
+from app.jobs.job import Job
+from app.jobs.store import JobStore
 from bench.run import Figure, bench_database, part_main
 from bench.store_replication import measure_replication
 from bench.store_scale import BACKLOGS, GIB, measure_scale

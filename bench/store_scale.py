@@ -30,7 +30,8 @@ from app.config import Settings
 from app.connections import create_redis
 from app.correlation import new_id
 from app.jobs.ids import new_job_id
-from app.jobs.store import JobStore, job_key, result_key
+from app.jobs.keys import job_key, result_key
+from app.jobs.store import JobStore
 from tests.support.backlog import PARAMS, load_backlog
 from tests.support.redis_server import RedisServer
 from tests.support.results import stored_result

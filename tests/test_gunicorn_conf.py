@@ -15,7 +15,7 @@ from app import lifecycle
 from app import master as master_module
 from app.correlation import new_id
 from app.jobs.ids import new_job_id
-from app.jobs.store import JobState
+from app.jobs.job import JobState
 from tests.support.gunicorn import REPO_ROOT
 from tests.support.secrets import HOSTILE_PASSWORDS, password_pieces
 

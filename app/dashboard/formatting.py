@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from app.jobs.store import CANCELLED_ERROR_CODE
+from app.jobs.job import CANCELLED_ERROR_CODE
 
 DASH = "—"
 

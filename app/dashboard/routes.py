@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from app.dashboard import csrf, formatting, views
 from app.errors import ApiError, JobFinished
-from app.jobs.store import LISTABLE_STATES
+from app.jobs.job import LISTABLE_STATES
 from app.jobs.validation import parse_list_query, parse_user_id
 from app.services import services
 

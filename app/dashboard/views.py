@@ -16,7 +16,7 @@ from typing import Any
 
 from app.errors import ApiError, ValidationFailed
 from app.inputs import echoed
-from app.jobs.store import CANCELLED_ERROR_CODE, Job, JobState
+from app.jobs.job import CANCELLED_ERROR_CODE, Job, JobState
 from app.services import Services
 from app.timestamps import iso_utc
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
-from app.jobs.store import JobStore
+from app.jobs.keys import QUEUE_DEPTH_KEYS
 from app.slates.repository import SlateRepository
 from app.timestamps import iso_utc
 
@@ -60,6 +60,40 @@ def sanitize_error(error: BaseException, secrets: tuple[str, ...] = ()) -> str:
     message = _HOST.sub("<host>", message)
     text = f"{type(error).__name__}: {message}".strip().rstrip(":")
     return text[:_MAX_ERROR_CHARS]
+
+
+class NamedCommands:
+    """Commands pipelined in one round trip whose replies are read by name, not by position:
+    adding a command cannot shift what another one is read from."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pipe = client.pipeline(transaction=False)
+        self._names: list[str] = []
+
+    def add(self, name: str, command: str, *args: Any) -> None:
+        """Queue ``command`` (a method of redis-py's pipeline) with ``args`` under ``name``."""
+        if name in self._names:
+            raise ValueError(f"a command named {name!r} is queued already")
+        getattr(self._pipe, command)(*args)
+        self._names.append(name)
+
+    def execute(self) -> dict[str, Any]:
+        """Send them all; their replies by name."""
+        return dict(zip(self._names, self._pipe.execute(), strict=True))
+
+
+def replication(info: Mapping[str, Any], required: int) -> dict[str, Any]:
+    """/ready's replication block from ``INFO replication``: the role of the server in use, an
+    identity of the primary that holds no address (the first characters of its replication ID,
+    new after each failover), connected replicas, and whether they meet ``required``."""
+    connected = int(info.get("connected_slaves", 0))
+    return {
+        "role": "primary" if info.get("role") == "master" else "replica",
+        "primary_id": str(info.get("master_replid", ""))[:12],
+        "replicas_connected": connected,
+        "replicas_required": required,
+        "met": connected >= required,
+    }
 
 
 @dataclass
@@ -155,20 +189,21 @@ class ReadinessChecker:
         return timed
 
     def _check_redis(self) -> dict[str, Any]:
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.ping()
-        depth = JobStore.queue_depth_commands(pipe)
-        replication = None
+        """One round trip: PING, the queue's counts, and what else /ready shows."""
+        commands = NamedCommands(self._redis)
+        commands.add("ping", "ping")
+        for name, key in QUEUE_DEPTH_KEYS.items():
+            commands.add(name, "zcard", key)
         if self._replicas_required is not None:
-            replication = JobStore.replication_commands(pipe, self._replicas_required)
+            commands.add("replication", "info", "replication")
         if self.versions["redis"] is None:
-            pipe.info("server")
-        replies = pipe.execute()
-        if self.versions["redis"] is None:
-            self.versions["redis"] = replies[-1].get("redis_version")
-        details: dict[str, Any] = {"queue": depth(replies[1:3])}
-        if replication is not None:
-            details["replication"] = replication(replies[3])
+            commands.add("server", "info", "server")
+        replies = commands.execute()
+        if "server" in replies:
+            self.versions["redis"] = replies["server"].get("redis_version")
+        details: dict[str, Any] = {"queue": {name: replies[name] for name in QUEUE_DEPTH_KEYS}}
+        if self._replicas_required is not None:
+            details["replication"] = replication(replies["replication"], self._replicas_required)
         return details
 
     def _check_neo4j(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from flask.cli import AppGroup
 
 from app.correlation import new_id
 from app.errors import ApiError, InvalidJobId, JobExpired, JobFinished, JobNotFound
-from app.jobs.store import LISTABLE_STATES, Job, JobState
+from app.jobs.job import LISTABLE_STATES, Job, JobState
 from app.jobs.validation import (
     DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,

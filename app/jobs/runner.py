@@ -28,15 +28,11 @@ from typing import Any, TypeVar
 import redis
 
 from app.config import Settings
+from app.connections import durability_warnings
 from app.correlation import bound_ids, new_id
-from app.jobs.store import (
-    CANCELLED_ERROR_CODE,
-    ClaimOutcome,
-    ClaimStatus,
-    Job,
-    JobStore,
-    Transition,
-)
+from app.jobs.job import CANCELLED_ERROR_CODE, Job
+from app.jobs.outcomes import ClaimOutcome, ClaimStatus, Transition
+from app.jobs.store import JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -423,7 +419,7 @@ class JobRunner:
 
     def _check_durability(self) -> None:
         try:
-            self.durability_warnings = self._store.durability_warnings()
+            self.durability_warnings = durability_warnings(self._store.client)
         except redis.RedisError as error:
             logger.warning("cannot read Redis settings: %s", type(error).__name__)
             return

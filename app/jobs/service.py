@@ -23,7 +23,9 @@ from app.errors import (
     StoreUnavailable,
 )
 from app.jobs.ids import new_job_id, was_issued_here
-from app.jobs.store import CancelStatus, Job, JobState, JobStore, Overview, SubmitStatus
+from app.jobs.job import Job, JobState
+from app.jobs.outcomes import CancelStatus, Overview, SubmitStatus
+from app.jobs.store import JobStore
 from app.jobs.validation import MAX_SEED, encode_cursor, fingerprint, parse_job_id_text
 from app.resilience import Dependency, DependencyUnavailableError
 from app.shutdown import Shutdown

@@ -1,4 +1,4 @@
-"""The job store: owns every Redis key of a job and every transition of its state.
+"""The job store: every transition of a job's state, and the reads of the queue.
 
 Each transition is one Lua script (``app/jobs/lua/``), so it is atomic (no reader ever sees
 ``complete`` without its result) and costs one round trip. Every time comes from Redis's own
@@ -12,28 +12,8 @@ a re-sent finish or release finds its own token stored (``already_applied``). At
 fenced by a claim token the caller draws for each claim, never by a counter, so no interleaving
 can reuse one.
 
-Keys (``slatesim:`` prefix), all built in this module:
-- ``job:<id>``            hash, the job record; TTL = retention (see below).
-- ``queue``               sorted set, pending job ID -> created_at (ms): FIFO by ZPOPMIN, and a
-                          job handed back returns to its place. Every operation is O(log n).
-- ``leases``              sorted set, running job ID -> lease deadline (ms, Redis clock).
-- ``index:<state>``       sorted sets of job IDs per state (and ``index:all``), all scores 0, so
-                          members sort by ULID, i.e. by creation time: listing is a range query.
-- ``expiry``              sorted set, job ID -> when its record expires (ms); the sweep trims
-                          the entries of expired jobs, so no shared structure grows unbounded.
-- ``idempotency:<hash>``  string, the job ID a (user, Idempotency-Key) pair created; same TTL
-                          as the job.
-- ``result:<id>``         string, a complete job's result document; same TTL as the record.
-                          ``result:<id>:<token>`` holds it while its finish script runs.
-- ``claim:<token>``       string, the job a claim token took, kept CLAIM_MEMORY_FACTOR leases
-                          (never longer than the job itself).
-- ``handback:<instance>`` list, the jobs a gunicorn master handed back at exit, kept an hour
-                          (never longer than a job).
-- ``finished:<state>``    hash, minute (Unix time / 60 s) -> jobs that became complete (or
-                          failed) in it, the last 60 minutes only: the dashboard's last hour.
-                          Expires FINISHED_COUNTS_KEEP_MS after the last finish.
-- ``queue:pending``       list, the queue of versions before 0.2 (LPUSH/RPOP): no longer
-                          written; the sweep moves what an older instance still pushes there.
+Every key is named in ``app/jobs/keys.py``; the record and its public JSON form are
+``app/jobs/job.py``'s, what a transition returns ``app/jobs/outcomes.py``'s.
 
 Retention: a pending or running job is kept JOB_TTL_SECONDS after it was submitted or last
 claimed; a finished job JOB_TTL_SECONDS after it finished. Redis deletes the keys itself.
@@ -44,33 +24,49 @@ handed back the job. ``lost_attempts`` counts attempts whose worker vanished (le
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, cast
 
-import orjson
 import redis
 
 from app.config import Settings
+from app.jobs.job import CANCELLED_ERROR_CODE, LISTABLE_STATES, Job, JobState, record_fields
+from app.jobs.keys import (
+    ALL_INDEX_KEY,
+    EXPIRY_KEY,
+    FINISHED_KEY_PREFIX,
+    JOB_KEY_PREFIX,
+    LEASES_KEY,
+    LEGACY_QUEUE_KEY,
+    QUEUE_DEPTH_KEYS,
+    QUEUE_KEY,
+    claim_key,
+    finished_counts_key,
+    handback_key,
+    idempotency_key,
+    index_key,
+    job_key,
+    result_key,
+    staged_result_key,
+)
+from app.jobs.outcomes import (
+    CancelOutcome,
+    CancelStatus,
+    ClaimOutcome,
+    ClaimStatus,
+    NewJob,
+    Overview,
+    RecoveryOutcome,
+    RenewOutcome,
+    ReplicationUnconfirmed,
+    SubmitOutcome,
+    SubmitStatus,
+    SweepOutcome,
+    Transition,
+)
 from app.jobs.scripts import StoreScript, execute_with_scripts
-from app.timestamps import iso_utc
 
-KEY_PREFIX = "slatesim:"
-JOB_KEY_PREFIX = f"{KEY_PREFIX}job:"
-QUEUE_KEY = f"{KEY_PREFIX}queue"
-LEGACY_QUEUE_KEY = f"{KEY_PREFIX}queue:pending"
-LEASES_KEY = f"{KEY_PREFIX}leases"
-EXPIRY_KEY = f"{KEY_PREFIX}expiry"
-INDEX_KEY_PREFIX = f"{KEY_PREFIX}index:"
-ALL_INDEX_KEY = f"{INDEX_KEY_PREFIX}all"
-IDEMPOTENCY_KEY_PREFIX = f"{KEY_PREFIX}idempotency:"
-CLAIM_KEY_PREFIX = f"{KEY_PREFIX}claim:"
-RESULT_KEY_PREFIX = f"{KEY_PREFIX}result:"
-HANDBACK_KEY_PREFIX = f"{KEY_PREFIX}handback:"
-FINISHED_KEY_PREFIX = f"{KEY_PREFIX}finished:"
 # An idle hash of finished counts outlives the hour the overview sums.
 FINISHED_COUNTS_KEEP_MS = 7_200_000
 FINISHED_WINDOW_MINUTES = 60
@@ -88,329 +84,8 @@ STAGED_RESULT_MS = 3_600_000
 # Running jobs whose worker the overview reads: enough for any fleet the overview lists.
 OVERVIEW_WORKER_LIMIT = 1000
 WORKER_LOST_MESSAGE = "the worker running this job vanished on every attempt"
-# The error code of every cancelled job, whichever way the cancel took effect.
-CANCELLED_ERROR_CODE = "cancelled"
 # A job asked to stop while it ran, back in the queue before its attempt saw the request.
 CANCELLED_AT_CLAIM_MESSAGE = "cancelled by request; it was not run again and stored no result"
-
-
-class JobState(str, Enum):
-    """The five states of a job."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETE = "complete"
-    FAILED = "failed"
-    EXPIRED = "expired"
-
-
-LISTABLE_STATES = (JobState.PENDING, JobState.RUNNING, JobState.COMPLETE, JobState.FAILED)
-
-
-class SubmitStatus(str, Enum):
-    """What a submission did."""
-
-    CREATED = "created"
-    RESENT = "resent"  # this very submission had run: its first reply was lost
-    EXISTING = "existing"  # an earlier request with the same Idempotency-Key and body
-    CONFLICT = "conflict"  # the same Idempotency-Key with another body
-
-    @property
-    def created_now(self) -> bool:
-        """Whether this request created the job (a re-sent submit did too)."""
-        return self in (SubmitStatus.CREATED, SubmitStatus.RESENT)
-
-
-class ClaimStatus(str, Enum):
-    """What a claim found."""
-
-    CLAIMED = "claimed"
-    EMPTY = "empty"
-    BUSY = "busy"  # dropped entries of expired jobs and stopped: claim again at once
-    LOST = "lost"  # this token's attempt ended before its re-sent claim arrived
-
-
-class CancelStatus(str, Enum):
-    """What a cancel did."""
-
-    CANCELLED = "cancelled"  # it was pending: failed/cancelled now
-    REQUESTED = "requested"  # it is running: its attempt stops at its next chunk boundary
-    ALREADY = "already"  # cancelled before
-    FINISHED = "finished"  # complete, or failed for another reason
-    MISSING = "missing"  # no record (never issued, or expired)
-
-
-class Transition(str, Enum):
-    """What a finish or hand-back of one attempt did."""
-
-    APPLIED = "applied"
-    ALREADY_APPLIED = "already_applied"  # a re-sent call: this attempt's outcome is stored
-    SUPERSEDED = "superseded"  # the job moved on without this attempt
-
-    @property
-    def stored(self) -> bool:
-        """Whether the store holds this attempt's outcome."""
-        return self is not Transition.SUPERSEDED
-
-
-def job_key(job_id: str) -> str:
-    """The hash holding job ``job_id``."""
-    return f"{JOB_KEY_PREFIX}{job_id}"
-
-
-def index_key(state: JobState | None) -> str:
-    """The index of jobs in ``state`` (all jobs when ``None``)."""
-    return ALL_INDEX_KEY if state is None else f"{INDEX_KEY_PREFIX}{state.value}"
-
-
-def idempotency_key(user_id: str | None, key: str) -> str:
-    """The key remembering which job a user's Idempotency-Key created."""
-    digest = hashlib.sha256(f"{user_id or ''}\n{key}".encode()).hexdigest()
-    return f"{IDEMPOTENCY_KEY_PREFIX}{digest}"
-
-
-def finished_counts_key(state: JobState) -> str:
-    """The per-minute counts of jobs that finished in ``state``."""
-    return f"{FINISHED_KEY_PREFIX}{state.value}"
-
-
-def claim_key(token: str) -> str:
-    """The key remembering which job a claim token took."""
-    return f"{CLAIM_KEY_PREFIX}{token}"
-
-
-def result_key(job_id: str) -> str:
-    """The string holding a complete job's result document (JSON)."""
-    return f"{RESULT_KEY_PREFIX}{job_id}"
-
-
-def staged_result_key(job_id: str, token: str) -> str:
-    """Where the attempt ``token`` puts its result until its finish script takes it."""
-    return f"{RESULT_KEY_PREFIX}{job_id}:{token}"
-
-
-def handback_key(instance: str) -> str:
-    """The list of jobs a gunicorn master handed back."""
-    return f"{HANDBACK_KEY_PREFIX}{instance}"
-
-
-def _pairs(flat: Sequence[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-def _iso(millis: str | None) -> str | None:
-    return iso_utc(int(millis) / 1000) if millis else None
-
-
-@dataclass(frozen=True)
-class Job:
-    """A job record as stored; ``to_dict`` gives its public JSON form."""
-
-    id: str
-    fields: Mapping[str, str] = field(repr=False)
-    # The stored result document (JSON), when it was read with the record.
-    result_json: str | None = field(default=None, repr=False)
-
-    @property
-    def state(self) -> JobState:
-        """The job's current state."""
-        return JobState(self.fields["state"])
-
-    @property
-    def attempts(self) -> int:
-        """Claims so far; the number of the current attempt."""
-        return int(self.fields.get("attempts", 0))
-
-    @property
-    def claim_token(self) -> str:
-        """The token of the current (or last) attempt: what its writes are fenced by."""
-        return self.fields.get("claim_token", "")
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The full input parameters, seed included."""
-        params: dict[str, Any] = json.loads(self.fields["params"])
-        return params
-
-    @property
-    def request_id(self) -> str | None:
-        """The request that created the job."""
-        return self.fields.get("request_id") or None
-
-    @property
-    def user_id(self) -> str | None:
-        """The user that created the job, when known."""
-        return self.fields.get("user_id") or None
-
-    def _stored_result(self) -> str | None:
-        # Versions before 0.2 kept the result inside the record.
-        return self.result_json or self.fields.get("result") or None
-
-    def result(self) -> dict[str, Any] | None:
-        """The stored result document, parsed; None until the job is complete."""
-        stored = self._stored_result()
-        if not stored:
-            return None
-        document: dict[str, Any] = orjson.loads(stored)
-        return document
-
-    def to_json(self) -> bytes:
-        """The public record with its result, as JSON bytes.
-
-        The result is written into the document as Redis holds it (JSON the runner wrote),
-        not parsed and serialised again: for a 90 KB result that is most of the work of a
-        ``GET /jobs/<id>``.
-        """
-        body = orjson.dumps(self.to_dict(include_result=False))
-        result_json = self._stored_result()
-        if not result_json:
-            return body
-        return b"".join((body[:-1], b',"result":', result_json.encode(), b"}"))
-
-    def to_dict(self, *, include_result: bool = True) -> dict[str, Any]:
-        """The public record, timestamps in ISO 8601 UTC."""
-        f = self.fields
-        duration = f.get("duration_ms")
-        record: dict[str, Any] = {
-            "id": self.id,
-            "state": f["state"],
-            "params": self.params,
-            "created_at": _iso(f.get("created_at")),
-            "started_at": _iso(f.get("started_at")),
-            "finished_at": _iso(f.get("finished_at")),
-            "expires_at": _iso(f.get("expires_at")),
-            "attempts": self.attempts,
-            "lost_attempts": int(f.get("lost_attempts", 0)),
-            "metadata": {
-                "slate_id": f.get("slate_id"),
-                "scenario_count": int(f["scenario_count"]),
-                "duration_ms": float(duration) if duration else None,
-                "worker": f.get("worker") or None,
-            },
-            "request_id": self.request_id,
-            "user_id": self.user_id,
-        }
-        if include_result and self._stored_result():
-            record["result"] = self.result()
-        if f.get("error_code"):
-            record["error"] = {"code": f["error_code"], "message": f.get("error_message", "")}
-        if f["state"] == JobState.RUNNING.value:
-            record["progress"] = self._progress()
-        elif f["state"] == JobState.PENDING.value:
-            record["progress"] = None
-        if f.get("cancel_requested_at"):
-            record["cancel_requested_at"] = _iso(f["cancel_requested_at"])
-            record["cancelled_by"] = f.get("cancelled_by") or None
-        return record
-
-    def _progress(self) -> dict[str, Any]:
-        """The running attempt's progress (the last heartbeat's; none yet: 0 at its start)."""
-        f = self.fields
-        total = int(f["scenario_count"])
-        own = f.get("progress_token") == f.get("claim_token") and f.get("progress_done")
-        done = min(int(f["progress_done"]), total) if own else 0
-        return {
-            "scenarios_done": done,
-            "scenario_count": total,
-            "fraction": round(done / total, 4) if total else 0.0,
-            "updated_at": _iso(f.get("progress_at") if own else f.get("started_at")),
-        }
-
-
-@dataclass(frozen=True)
-class Overview:
-    """The queue at a glance: counts across the cluster and where jobs run."""
-
-    pending: int
-    running: int
-    complete_last_hour: int
-    failed_last_hour: int
-    # worker (host:pid) -> its running jobs, for the first OVERVIEW_WORKER_LIMIT running jobs
-    running_per_worker: dict[str, int]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The overview as the dashboard's JSON shows it."""
-        return {
-            "pending": self.pending,
-            "running": self.running,
-            "complete_last_hour": self.complete_last_hour,
-            "failed_last_hour": self.failed_last_hour,
-            "workers": [
-                {"worker": worker, "running": count}
-                for worker, count in sorted(self.running_per_worker.items())
-            ],
-        }
-
-
-@dataclass(frozen=True)
-class CancelOutcome:
-    """What a cancel did, and the job as the cancel left it (None when there is no record)."""
-
-    status: CancelStatus
-    job: Job | None
-
-
-@dataclass(frozen=True)
-class SubmitOutcome:
-    """What a submission did, and the created (or earlier) job as stored."""
-
-    status: SubmitStatus
-    job: Job
-
-
-@dataclass(frozen=True)
-class ClaimOutcome:
-    """What a claim found; ``job`` is the claimed job when ``status`` is CLAIMED.
-
-    ``cancelled`` names the jobs the claim failed as cancelled instead of running them.
-    """
-
-    status: ClaimStatus
-    job: Job | None = None
-    cancelled: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RecoveryOutcome:
-    """A job the sweep found with a lapsed lease, and what became of it."""
-
-    job_id: str
-    outcome: str  # "requeued" or "failed"
-
-
-@dataclass(frozen=True)
-class RenewOutcome:
-    """What a heartbeat learned: attempts that lost their job, attempts asked to stop."""
-
-    lost: list[str]  # claim tokens
-    cancel_requested: list[str]  # claim tokens
-
-
-@dataclass(frozen=True)
-class SweepOutcome:
-    """One sweep call: the jobs it recovered, and whether a batch was full (call again)."""
-
-    recovered: list[RecoveryOutcome]
-    more: bool
-
-
-@dataclass(frozen=True)
-class NewJob:
-    """A job to submit: its ID (minted by the caller), params and correlation IDs."""
-
-    job_id: str
-    params: Mapping[str, Any]
-    request_id: str | None = None
-    user_id: str | None = None
-    idempotency: tuple[str, str] | None = None  # (Idempotency-Key, body fingerprint)
-
-
-class ReplicationUnconfirmed(redis.RedisError):
-    """Fewer replicas than REDIS_MIN_REPLICAS confirmed a write (``WAIT``) in time.
-
-    The write may still be on the primary: callers treat it like a lost reply (a submission
-    may exist, a finish is sent again).
-    """
 
 
 class JobStore:
@@ -464,6 +139,11 @@ class JobStore:
         """The SHA1 Redis knows a script by (``submit``, ``claim``, ...): for SLOWLOG readers."""
         script: StoreScript = getattr(self, f"_{name}")
         return script.sha
+
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client the store runs on (for checks of the server's own settings)."""
+        return self._redis
 
     @property
     def ttl_seconds(self) -> int:
@@ -524,7 +204,7 @@ class JobStore:
     @staticmethod
     def _submit_outcome(reply: Sequence[Any]) -> SubmitOutcome:
         status, found_id, flat = reply
-        return SubmitOutcome(SubmitStatus(status), Job(found_id, _pairs(flat)))
+        return SubmitOutcome(SubmitStatus(status), Job(found_id, record_fields(flat)))
 
     # --- reading -------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
@@ -573,7 +253,7 @@ class JobStore:
             },
         )
         status, job_id, flat, cancelled = reply
-        job = Job(job_id, _pairs(flat)) if status == ClaimStatus.CLAIMED.value else None
+        job = Job(job_id, record_fields(flat)) if status == ClaimStatus.CLAIMED.value else None
         return ClaimOutcome(ClaimStatus(status), job, tuple(cancelled))
 
     def renew_leases(
@@ -679,28 +359,6 @@ class JobStore:
             )
         return replies
 
-    @staticmethod
-    def replication_commands(
-        pipe: redis.client.Pipeline, required: int
-    ) -> Callable[[Any], dict[str, Any]]:
-        """Queue ``INFO replication``; return the parser of its reply, for /ready: the role of
-        the server in use, an identity of the primary that holds no address (the first
-        characters of its replication ID, new after each failover), connected replicas, and
-        whether they meet ``required``."""
-        pipe.info("replication")
-
-        def parse(info: Any) -> dict[str, Any]:
-            connected = int(info.get("connected_slaves", 0))
-            return {
-                "role": "primary" if info.get("role") == "master" else "replica",
-                "primary_id": str(info.get("master_replid", ""))[:12],
-                "replicas_connected": connected,
-                "replicas_required": required,
-                "met": connected >= required,
-            }
-
-        return parse
-
     def cancel(self, job_id: str, *, user_id: str | None, message: str) -> CancelOutcome:
         """Cancel a pending job at once, or mark a running one to stop; safe to send again.
 
@@ -711,7 +369,8 @@ class JobStore:
         args = {"id": job_id, "user_id": user_id or "", "message": message}
         replies = self._confirmed([self._cancel], lambda pipe: self._cancel.queue(pipe, keys, args))
         status, flat = replies[0]
-        return CancelOutcome(CancelStatus(status), Job(job_id, _pairs(flat)) if flat else None)
+        job = Job(job_id, record_fields(flat)) if flat else None
+        return CancelOutcome(CancelStatus(status), job)
 
     # --- upkeep --------------------------------------------------------------------------------
     def sweep(self, *, max_lost_attempts: int) -> SweepOutcome:
@@ -730,17 +389,9 @@ class JobStore:
     def queue_depth(self) -> dict[str, int]:
         """Cluster-wide pending and running counts, in one round trip."""
         pipe = self._redis.pipeline(transaction=False)
-        parse = self.queue_depth_commands(pipe)
-        return parse(pipe.execute())
-
-    @staticmethod
-    def queue_depth_commands(
-        pipe: redis.client.Pipeline,
-    ) -> Callable[[list[Any]], dict[str, int]]:
-        """Queue the two counting commands on ``pipe``; return the parser of their replies."""
-        pipe.zcard(QUEUE_KEY)
-        pipe.zcard(LEASES_KEY)
-        return lambda replies: {"pending": replies[0], "running": replies[1]}
+        for key in QUEUE_DEPTH_KEYS.values():
+            pipe.zcard(key)
+        return dict(zip(QUEUE_DEPTH_KEYS, pipe.execute(), strict=True))
 
     def overview(self) -> Overview:
         """Cluster-wide counts and the workers running jobs, in one round trip."""
@@ -751,7 +402,7 @@ class JobStore:
         complete_last_hour, failed_last_hour = (
             sum(
                 int(count)
-                for minute, count in _pairs(counts).items()
+                for minute, count in record_fields(counts).items()
                 if int(minute) >= first_minute
             )
             for counts in (complete, failed)
@@ -760,18 +411,6 @@ class JobStore:
         for worker in workers:
             jobs_per_worker[worker or "unknown"] = jobs_per_worker.get(worker or "unknown", 0) + 1
         return Overview(pending, running, complete_last_hour, failed_last_hour, jobs_per_worker)
-
-    def durability_warnings(self) -> list[str]:
-        """Redis settings that can silently lose jobs (eviction, no persistence)."""
-        warnings = []
-        policy = self._redis.config_get("maxmemory-policy").get("maxmemory-policy")
-        if policy and policy != "noeviction":
-            warnings.append(f"maxmemory-policy is {policy!r}: Redis may evict jobs; use noeviction")
-        persistence = self._redis.config_get("appendonly")
-        save = self._redis.config_get("save").get("save", "")
-        if persistence.get("appendonly") != "yes" and not save:
-            warnings.append("neither AOF (appendonly) nor RDB (save) is on: a restart loses jobs")
-        return warnings
 
 
 def create_store(settings: Settings, client: redis.Redis) -> JobStore:

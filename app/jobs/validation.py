@@ -15,7 +15,7 @@ from app.correlation import sane_token
 from app.errors import InvalidJobId, InvalidJson, UnsupportedMediaType, ValidationFailed
 from app.inputs import ascii_integer, ascii_token, echoed
 from app.jobs.ids import JobIdSyntaxError, parse_job_id
-from app.jobs.store import LISTABLE_STATES, JobState
+from app.jobs.job import LISTABLE_STATES, JobState
 
 SUBMISSION_FIELDS = ("slate_id", "scenario_count", "seed")
 MAX_SEED = 2**63 - 1
@@ -60,7 +60,8 @@ def parse_submission(body: dict[str, Any], *, max_scenarios: int) -> dict[str, A
     for name in body:
         if name not in SUBMISSION_FIELDS:
             raise ValidationFailed(
-                f"unknown field {echoed(name)!r}: accepted fields are {', '.join(SUBMISSION_FIELDS)}",
+                f"unknown field {echoed(name)!r}: accepted fields are "
+                f"{', '.join(SUBMISSION_FIELDS)}",
                 field=echoed(name),
             )
     for name in ("slate_id", "scenario_count"):

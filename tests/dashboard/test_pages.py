@@ -11,7 +11,7 @@ import pytest
 
 from app import create_app
 from app.dashboard.routes import CONTENT_SECURITY_POLICY
-from app.jobs.store import FINISHED_KEY_PREFIX
+from app.jobs.keys import FINISHED_KEY_PREFIX
 from app.services import EXTENSION_KEY
 from tests.support.pages import csrf_token, field_text, player_rows
 from tests.support.ports import free_port

@@ -22,7 +22,8 @@ from typing import Any, cast
 import pytest
 import redis
 
-from app.jobs.store import JobStore, job_key
+from app.jobs.keys import job_key
+from app.jobs.store import JobStore
 from tests.support.gunicorn import Gunicorn
 from tests.support.http import Response
 from tests.support.invariants import COMPLETE, StateWatch, count_by_job, log_lines, messages_of

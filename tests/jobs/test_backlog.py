@@ -14,7 +14,9 @@ import pytest
 import redis
 
 from app.correlation import new_id
-from app.jobs.store import EXPIRY_KEY, ClaimStatus, JobStore, index_key
+from app.jobs.keys import EXPIRY_KEY, index_key
+from app.jobs.outcomes import ClaimStatus
+from app.jobs.store import JobStore
 from tests.support.backlog import load_backlog
 from tests.support.redis_server import RedisServer
 

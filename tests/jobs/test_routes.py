@@ -13,7 +13,7 @@ from ulid import ULID
 from app import create_app
 from app.config import Settings
 from app.jobs.ids import new_job_id
-from app.jobs.store import QUEUE_KEY
+from app.jobs.keys import QUEUE_KEY
 from app.services import EXTENSION_KEY
 from tests.support.ports import free_port
 

@@ -11,8 +11,10 @@ import redis
 
 from app.config import Settings
 from app.correlation import new_id
+from app.jobs.job import Job, JobState
+from app.jobs.keys import LEASES_KEY
 from app.jobs.runner import JobDeferred, JobFailure, JobRunner, progress_reporter
-from app.jobs.store import LEASES_KEY, Job, JobState, JobStore
+from app.jobs.store import JobStore
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 

@@ -12,26 +12,24 @@ import redis
 
 from app.correlation import new_id
 from app.jobs.ids import new_job_id
-from app.jobs.store import (
-    CLAIM_SKIP_LIMIT,
+from app.jobs.job import Job, JobState
+from app.jobs.keys import (
     EXPIRY_KEY,
-    FINISHED_COUNTS_KEEP_MS,
     FINISHED_KEY_PREFIX,
     KEY_PREFIX,
     LEGACY_QUEUE_KEY,
-    SWEEP_BATCH,
+    index_key,
+    job_key,
+)
+from app.jobs.outcomes import (
     CancelStatus,
     ClaimStatus,
-    Job,
-    JobState,
-    JobStore,
     NewJob,
     ReplicationUnconfirmed,
     SubmitStatus,
     Transition,
-    index_key,
-    job_key,
 )
+from app.jobs.store import CLAIM_SKIP_LIMIT, FINISHED_COUNTS_KEEP_MS, SWEEP_BATCH, JobStore
 
 LEASE = 30.0
 SUPERSEDED = Transition.SUPERSEDED
@@ -284,16 +282,6 @@ def test_expired_jobs_leave_no_key_behind(redis_client: redis.Redis, submit, mak
     left = redis_client.keys(f"{KEY_PREFIX}*")
     assert sorted(left) == [f"{FINISHED_KEY_PREFIX}complete", f"{FINISHED_KEY_PREFIX}failed"]
     assert all(0 < redis_client.pttl(key) <= FINISHED_COUNTS_KEEP_MS for key in left)
-
-
-def test_redis_settings_that_can_lose_jobs_are_reported(store, redis_client):
-    original = redis_client.config_get("maxmemory-policy")["maxmemory-policy"]
-    try:
-        redis_client.config_set("maxmemory-policy", "allkeys-lru")
-        assert any("allkeys-lru" in w for w in store.durability_warnings())
-    finally:
-        redis_client.config_set("maxmemory-policy", original)
-    assert not any("maxmemory-policy" in w for w in store.durability_warnings())
 
 
 # --- every transition sent twice: what a lost reply and redis-py's re-send do -----------------

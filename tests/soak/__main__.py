@@ -19,7 +19,7 @@ from pathlib import Path
 
 import redis
 
-from app.jobs.store import job_key
+from app.jobs.keys import job_key
 from tests.soak.checker import Verdict, check
 from tests.soak.nemesis import Nemesis
 from tests.soak.stack import SoakStack

@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import redis
 
-from app.jobs.store import ALL_INDEX_KEY, job_key
+from app.jobs.keys import ALL_INDEX_KEY, job_key
 from tests.support.invariants import COMPLETE, STARTED, StateWatch, count_by_job, log_lines
 from tests.support.load import Submitters
 

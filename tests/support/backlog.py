@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from app.jobs.ids import new_job_id
-from app.jobs.store import JobStore, NewJob
+from app.jobs.outcomes import NewJob
+from app.jobs.store import JobStore
 
 # Submissions per pipeline: one round trip each, a few hundred KB of commands.
 BATCH = 1000

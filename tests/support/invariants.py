@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import redis
 
-from app.jobs.store import ALL_INDEX_KEY, job_key
+from app.jobs.keys import ALL_INDEX_KEY, job_key
 
 COMPLETE = "job complete"
 STARTED = "job started"
