@@ -4,10 +4,11 @@ The envelope is always ``{"error": {"code", "message", "field"?}}`` with a stabl
 scripts can match on; ``Retry-After`` is set where retrying later makes sense.
 
 Naming by layer: the classes here are API errors, subclasses of ``ApiError`` named after the
-answer a client gets (``InvalidJobId`` is ``400 invalid_job_id``). Errors of the layers below
-end in ``Error`` and live in their own module (``ConfigError``, ``JobIdSyntaxError``,
-``SlateStoreUnavailableError``, ``SimulationError``); the job service and the routes translate
-them into API errors, so none reaches a client untranslated.
+answer a client gets (``InvalidJobId`` is ``400 invalid_job_id``), raised by the parsing at the
+edge (routes, the CLI's arguments). Errors of the layers below end in ``Error`` and live in
+their own module (``app/jobs/errors.py``, ``SlateStoreUnavailableError``,
+``DependencyUnavailableError``, ``ConfigError``); :func:`api_error` is the one place that says
+which answer each of them gets, for the JSON API, the dashboard's pages and the CLI alike.
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.correlation import current_ids
+from app.jobs.errors import (
+    IdempotencyConflictError,
+    JobError,
+    JobExpiredError,
+    JobFinishedError,
+    JobNotFoundError,
+    JobStoreUnavailableError,
+    ShuttingDownError,
+)
+from app.resilience import DependencyUnavailableError
+from app.slates.repository import SlateStoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +133,37 @@ class ShuttingDown(ApiError):
     status, code, retry_after = 503, "shutting_down", RETRY_AFTER_SECONDS
 
 
+# What each dependency is to a client, in an answer that says it is not taking calls.
+_DEPENDENCY_NAMES = {"redis": "the job store", "neo4j": "the slate store"}
+# Errors of the layers below that a client may cause or meet, and the error they answer as.
+DOMAIN_ERRORS = (JobError, DependencyUnavailableError, SlateStoreUnavailableError)
+
+
+def api_error(error: Exception) -> ApiError:
+    """The answer a client gets for an error of the layers below (see DOMAIN_ERRORS)."""
+    message = str(error)
+    if isinstance(error, JobNotFoundError):
+        return JobNotFound(message)
+    if isinstance(error, JobExpiredError):
+        return JobExpired(error.job_id)
+    if isinstance(error, IdempotencyConflictError):
+        return IdempotencyConflict(message, field="Idempotency-Key")
+    if isinstance(error, JobFinishedError):
+        return JobFinished(message)
+    if isinstance(error, ShuttingDownError):
+        return ShuttingDown(message)
+    if isinstance(error, JobStoreUnavailableError):
+        return StoreUnavailable(message)
+    if isinstance(error, DependencyUnavailableError):
+        name = _DEPENDENCY_NAMES.get(error.dependency, error.dependency)
+        return DependencyUnavailable(
+            f"{name} is not taking calls now ({error.reason}); nothing was done: retry later"
+        )
+    if isinstance(error, SlateStoreUnavailableError):
+        return SlateStoreUnavailable(f"the slate store is unavailable ({error}); retry later")
+    raise TypeError(f"no answer is defined for {type(error).__name__}") from error
+
+
 # Codes for the errors werkzeug raises itself (routing, methods, body size).
 _HTTP_CODES = {
     404: "not_found",
@@ -168,5 +211,7 @@ def _unexpected_error(error: Exception) -> Response:
 def register_error_handlers(app: Flask) -> None:
     """Map every error type to the JSON envelope."""
     app.register_error_handler(ApiError, error_response)
+    for domain in DOMAIN_ERRORS:
+        app.register_error_handler(domain, lambda error: error_response(api_error(error)))
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

@@ -128,24 +128,25 @@ class StdoutHandler(logging.StreamHandler[TextIO]):
             super().flush()
 
 
-def console_logs_to_stderr() -> None:
-    """Send console log lines to stderr, keeping stdout for a command's own output."""
+def _console_handlers() -> list[StdoutHandler]:
+    """The handlers that write to the console, wherever they are attached (the loggers, or
+    the process's writer thread)."""
     handlers = [h for name in ("", "gunicorn.error") for h in logging.getLogger(name).handlers]
     if _writer is not None:
         handlers += _writer.handlers
-    for handler in handlers:
-        if isinstance(handler, StdoutHandler):
-            handler.target = "stderr"
+    return [handler for handler in handlers if isinstance(handler, StdoutHandler)]
+
+
+def console_logs_to_stderr() -> None:
+    """Send console log lines to stderr, keeping stdout for a command's own output."""
+    for handler in _console_handlers():
+        handler.target = "stderr"
 
 
 def _console_at_least(level: int) -> None:
     """Let only records of ``level`` and above reach the console; the file keeps the rest."""
-    handlers = [h for name in ("", "gunicorn.error") for h in logging.getLogger(name).handlers]
-    if _writer is not None:
-        handlers += _writer.handlers
-    for handler in handlers:
-        if isinstance(handler, StdoutHandler):
-            handler.setLevel(max(handler.level, level))
+    for handler in _console_handlers():
+        handler.setLevel(max(handler.level, level))
 
 
 # Lines the writer takes off its queue at most before it writes them in one go.

@@ -12,9 +12,10 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.dashboard import csrf, formatting, views
-from app.errors import ApiError, JobFinished
+from app.errors import DOMAIN_ERRORS, ApiError, api_error
+from app.jobs.errors import JobFinishedError
 from app.jobs.job import LISTABLE_STATES
-from app.jobs.validation import parse_list_query, parse_user_id
+from app.jobs.validation import parse_job_id_text, parse_list_query, parse_user_id
 from app.services import services
 
 blueprint = Blueprint(
@@ -41,10 +42,14 @@ def _secure(response: Response) -> Response:
     return csrf.set_cookie(request, response)
 
 
-@blueprint.errorhandler(ApiError)
-def _error_page(error: ApiError) -> tuple[str, int]:
+def _error_page(raised: Exception) -> tuple[str, int]:
     """A client error as a page: its status, its stable code and its message."""
+    error = raised if isinstance(raised, ApiError) else api_error(raised)
     return render_template("dashboard/error.html", error=error), error.status
+
+
+for _error in (ApiError, *DOMAIN_ERRORS):
+    blueprint.register_error_handler(_error, _error_page)
 
 
 @blueprint.get("")
@@ -78,7 +83,7 @@ def job_list() -> str:
 def job_page(job_id: str) -> str:
     """One job: params, metadata, timeline, progress or result pictures, and its Cancel form."""
     sort, notice = views.parse_job_page_query(request.args.to_dict())
-    page = views.job_page(services().jobs.get(job_id), sort)
+    page = views.job_page(services().jobs.get(parse_job_id_text(job_id)), sort)
     return render_template(
         "dashboard/job.html",
         notice=views.NOTICES.get(notice or ""),
@@ -96,9 +101,9 @@ def cancel(job_id: str) -> BaseResponse:
     user_id = parse_user_id(request.headers.get("X-User-ID"))
     svc = services()
     try:
-        job, stopping = svc.jobs.cancel(job_id, user_id=user_id)
+        job, stopping = svc.jobs.cancel(parse_job_id_text(job_id), user_id=user_id)
         notice = "stopping" if stopping else "cancelled"
         job_id = job.id
-    except JobFinished:
+    except JobFinishedError:
         notice = "finished"
     return redirect(url_for(".job_page", job_id=job_id, notice=notice), code=303)

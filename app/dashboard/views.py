@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import ApiError, ValidationFailed
+from app.errors import DOMAIN_ERRORS, ValidationFailed, api_error
+from app.health.checks import readiness_status
 from app.inputs import echoed
 from app.jobs.job import CANCELLED_ERROR_CODE, Job, JobState
 from app.services import Services
@@ -54,19 +55,19 @@ def overview(svc: Services) -> dict[str, Any]:
     try:
         counts = svc.jobs.overview().to_dict()
         redis = {"status": "up", "latency_ms": _elapsed_ms(started), "checked_at": iso_utc()}
-    except ApiError as error:  # the store is down or its breaker is open: say so, show no count
+    except DOMAIN_ERRORS as error:  # the store is down or its breaker is open: say so, no count
         counts = None
         redis = {
             "status": "down",
             "latency_ms": _elapsed_ms(started),
             "checked_at": iso_utc(),
-            "error": error.message,
+            "error": api_error(error).message,
         }
     neo4j = svc.readiness.check(("neo4j",))["neo4j"].to_dict()
-    up = redis["status"] == "up" and neo4j["status"] == "up"
-    status = "ready" if up else "not_ready"
-    if svc.shutdown.underway:
-        status = "shutting_down"
+    status = readiness_status(
+        shutting_down=svc.shutdown.underway,
+        dependencies_up=redis["status"] == "up" and neo4j["status"] == "up",
+    )
     return {
         "status": status,
         "time_ms": int(time.time() * 1000),

@@ -96,6 +96,14 @@ def replication(info: Mapping[str, Any], required: int) -> dict[str, Any]:
     }
 
 
+def readiness_status(*, shutting_down: bool, dependencies_up: bool) -> str:
+    """What /ready and the dashboard call the instance: ``shutting_down`` from the signal on,
+    else ``ready`` when every dependency answers, else ``not_ready``."""
+    if shutting_down:
+        return "shutting_down"
+    return "ready" if dependencies_up else "not_ready"
+
+
 @dataclass
 class DependencyStatus:
     """The outcome of one check."""

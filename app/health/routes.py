@@ -9,6 +9,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from app.health.checks import readiness_status
+from app.probes import LIVENESS_PATH, READINESS_PATH
 from app.services import Services, services
 from app.timestamps import iso_utc
 from app.version import __version__
@@ -26,7 +28,7 @@ def _breaker(svc: Services, name: str) -> dict[str, Any]:
     return {"breaker": dependency.to_dict()} if dependency is not None else {}
 
 
-@blueprint.get("/health")
+@blueprint.get(LIVENESS_PATH)
 def health() -> Response:
     """200 while the process serves requests; touches no dependency, also while draining."""
     svc = services()
@@ -44,18 +46,16 @@ def health() -> Response:
     )
 
 
-@blueprint.get("/ready")
+@blueprint.get(READINESS_PATH)
 def ready() -> tuple[Response, int]:
     """200 when Redis and Neo4j both answer; 503 when either does not, or while shutting down."""
     svc = services()
     checks = svc.readiness.check()
     redis_check = checks["redis"]
-    if svc.shutdown.underway:
-        status = "shutting_down"
-    elif all(check.up for check in checks.values()):
-        status = "ready"
-    else:
-        status = "not_ready"
+    status = readiness_status(
+        shutting_down=svc.shutdown.underway,
+        dependencies_up=all(check.up for check in checks.values()),
+    )
     queue = redis_check.details.get("queue", {"pending": None, "running": None})
     body = {
         "status": status,
@@ -75,7 +75,7 @@ def ready() -> tuple[Response, int]:
             "started_at": svc.started_at_iso,
             "numeric_threads": svc.numeric_threads,
         },
-        "warnings": svc.runner.durability_warnings,
+        "warnings": svc.runner.sweeper.durability_warnings,
     }
     return _no_store(jsonify(body)), 200 if status == "ready" else 503
 

@@ -22,11 +22,12 @@ import click
 from flask.cli import AppGroup
 
 from app.correlation import new_id
-from app.errors import ApiError, InvalidJobId, JobExpired, JobFinished, JobNotFound
+from app.errors import DOMAIN_ERRORS, ApiError, JobExpired, JobFinished, JobNotFound, api_error
 from app.jobs.job import LISTABLE_STATES, Job, JobState
 from app.jobs.validation import (
     DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
+    parse_job_id_text,
     parse_list_query,
     parse_submission,
 )
@@ -62,14 +63,13 @@ def _client_errors(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except InvalidJobId as error:
+        except (ApiError, *DOMAIN_ERRORS) as raised:
+            error = raised if isinstance(raised, ApiError) else api_error(raised)
+        if error.status == 400:
             raise click.UsageError(error.message) from None
-        except (JobNotFound, JobExpired, JobFinished) as error:
+        if isinstance(error, (JobNotFound, JobExpired, JobFinished)):
             raise NotFoundExit(error.message) from None
-        except ApiError as error:
-            if error.status == 400:
-                raise click.UsageError(error.message) from None
-            raise click.ClickException(f"{error.code}: {error.message}") from None
+        raise click.ClickException(f"{error.code}: {error.message}") from None
 
     return wrapper
 
@@ -98,7 +98,7 @@ def list_command(state: str | None, limit: int, cursor: str | None) -> None:
 @_client_errors
 def show_command(job_id: str, with_result: bool) -> None:
     """Print one job record."""
-    _echo(services().jobs.get(job_id).to_dict(include_result=with_result))
+    _echo(services().jobs.get(parse_job_id_text(job_id)).to_dict(include_result=with_result))
 
 
 @jobs_cli.command("requeue")
@@ -107,7 +107,7 @@ def show_command(job_id: str, with_result: bool) -> None:
 def requeue_command(job_id: str) -> None:
     """Submit a failed job again as a new job with the same params (and seed)."""
     svc = services()
-    failed = svc.jobs.get(job_id)
+    failed = svc.jobs.get(parse_job_id_text(job_id))
     if failed.state is not JobState.FAILED:
         raise click.UsageError(f"job {failed.id} is {failed.state.value}; only failed jobs requeue")
     job, _ = svc.jobs.submit(
@@ -162,16 +162,17 @@ def watch_command(job_id: str) -> None:
 @_client_errors
 def cancel_command(job_id: str) -> None:
     """Cancel a job, as POST /jobs/<id>/cancel does; print its record."""
-    job, _ = services().jobs.cancel(job_id, user_id=None)
+    job, _ = services().jobs.cancel(parse_job_id_text(job_id), user_id=None)
     _echo(job.to_dict(include_result=False))
 
 
 def _watch(job_id: str) -> int:
     """Follow ``job_id`` to its end; the exit code (0 complete, 1 failed or cancelled)."""
     jobs = services().jobs
-    job = jobs.get(job_id)
+    parsed = parse_job_id_text(job_id)
+    job = jobs.get(parsed)
     if sys.stdout.isatty():
-        job = _watch_with_a_bar(job, jobs.get)
+        job = _watch_with_a_bar(job, lambda: jobs.get(parsed))
     else:
         last = None
         while True:
@@ -182,7 +183,7 @@ def _watch(job_id: str) -> int:
             if job.state in FINISHED:
                 break
             time.sleep(WATCH_INTERVAL_SECONDS)
-            job = jobs.get(job_id)
+            job = jobs.get(parsed)
     return 0 if job.state is JobState.COMPLETE else 1
 
 
@@ -196,7 +197,7 @@ def _change(job: Job) -> dict[str, Any]:
     return line
 
 
-def _watch_with_a_bar(job: Job, get: Callable[[str], Job]) -> Job:
+def _watch_with_a_bar(job: Job, get: Callable[[], Job]) -> Job:
     """A rich progress bar of scenarios done, their rate and the time left; the final job."""
     from rich.progress import (  # imported here: only a terminal needs it
         BarColumn,
@@ -226,7 +227,7 @@ def _watch_with_a_bar(job: Job, get: Callable[[str], Job]) -> Job:
             if job.state in FINISHED:
                 break
             time.sleep(WATCH_INTERVAL_SECONDS)
-            job = get(job.id)
+            job = get()
     record = job.to_dict(include_result=False)
     if "error" in record:
         click.echo(

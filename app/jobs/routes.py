@@ -7,6 +7,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from app.correlation import current_ids
 from app.jobs.validation import (
     parse_idempotency_key,
+    parse_job_id_text,
     parse_json_object,
     parse_list_query,
     parse_submission,
@@ -38,7 +39,7 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
 @blueprint.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
     """One job record, with its result once complete."""
-    body = services().jobs.get(job_id).to_json()
+    body = services().jobs.get(parse_job_id_text(job_id)).to_json()
     return Response(body, mimetype="application/json")
 
 
@@ -53,5 +54,5 @@ def list_jobs() -> Response:
 def cancel_job(job_id: str) -> tuple[Response, int]:
     """Cancel a job: 200 when it is cancelled (now or before), 202 while a running one stops."""
     user_id = parse_user_id(request.headers.get("X-User-ID"))
-    job, stopping = services().jobs.cancel(job_id, user_id=user_id)
+    job, stopping = services().jobs.cancel(parse_job_id_text(job_id), user_id=user_id)
     return Response(job.to_json(), mimetype="application/json"), 202 if stopping else 200

@@ -3,8 +3,7 @@
 One ``JobRunner`` per worker process, started after the fork. It runs:
 - ``JOB_CONCURRENCY`` job threads that claim jobs FIFO from the shared Redis queue;
 - a heartbeat thread that renews the leases of this process's running attempts;
-- a sweeper thread (also on intake-only instances) that recovers jobs whose lease lapsed and
-  trims the indexes of expired jobs, at start-up and then every JOB_SWEEP_SECONDS.
+- the sweeper's thread (also on intake-only instances, app/jobs/sweeper.py).
 Shutdown is two calls: ``stop_claiming`` at the signal, ``drain`` until the deadline.
 
 Everything is kept by attempt, named by the claim token its thread drew: a stale attempt of a
@@ -28,11 +27,11 @@ from typing import Any, TypeVar
 import redis
 
 from app.config import Settings
-from app.connections import durability_warnings
 from app.correlation import bound_ids, new_id
 from app.jobs.job import CANCELLED_ERROR_CODE, Job
 from app.jobs.outcomes import ClaimOutcome, ClaimStatus, Transition
 from app.jobs.store import JobStore
+from app.jobs.sweeper import Sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +144,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self._running: dict[str, _Attempt] = {}
         self._threads: list[threading.Thread] = []
-        self.durability_warnings: list[str] = []
+        self.sweeper = Sweeper(store, settings, stop=self._stop_claiming)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self, instance_id: str | None = None) -> None:
@@ -155,7 +154,7 @@ class JobRunner:
         """
         if instance_id:
             self.instance_id = instance_id
-        targets: list[tuple[str, Callable[[], None]]] = [("job-sweeper", self._sweep_loop)]
+        targets: list[tuple[str, Callable[[], None]]] = [("job-sweeper", self.sweeper.run)]
         if self._settings.job_concurrency:
             targets.append(("job-heartbeat", self._heartbeat_loop))
             targets += [
@@ -390,38 +389,3 @@ class JobRunner:
                     "lease lost; another attempt may run this job",
                     extra={"job_id": attempts[token].job_id, "attempt": attempts[token].number},
                 )
-
-    def _sweep_loop(self) -> None:
-        self._check_durability()
-        while True:
-            self.sweep_until_caught_up()
-            if self._stop_claiming.wait(self._settings.job_sweep_seconds):
-                return
-
-    def sweep_until_caught_up(self) -> None:
-        """Sweep batch after batch while batches come back full (a backlog expiring at once).
-
-        Each call is one short script, so other clients' commands run between them.
-        """
-        more = True
-        while more and not self._stop_claiming.is_set():
-            try:
-                outcome = self._store.sweep(max_lost_attempts=self._settings.job_max_attempts)
-            except redis.RedisError as error:
-                logger.warning("sweep skipped: %s", type(error).__name__)
-                return
-            for recovered in outcome.recovered:
-                logger.warning(
-                    "recovered job with a lapsed lease",
-                    extra={"job_id": recovered.job_id, "outcome": recovered.outcome},
-                )
-            more = outcome.more
-
-    def _check_durability(self) -> None:
-        try:
-            self.durability_warnings = durability_warnings(self._store.client)
-        except redis.RedisError as error:
-            logger.warning("cannot read Redis settings: %s", type(error).__name__)
-            return
-        for warning in self.durability_warnings:
-            logger.warning("Redis durability: %s", warning)

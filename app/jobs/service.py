@@ -1,4 +1,6 @@
-"""Job use cases behind the HTTP routes: submit, fetch and list, mapped to client errors."""
+"""Job use cases behind the HTTP routes, the CLI and the dashboard: submit, fetch, cancel, list.
+
+They speak in jobs (``app/jobs/errors.py``); app.errors answers for them over HTTP."""
 
 from __future__ import annotations
 
@@ -12,22 +14,20 @@ from typing import Any, TypeVar
 import redis
 from ulid import ULID
 
-from app.errors import (
-    ApiError,
-    DependencyUnavailable,
-    IdempotencyConflict,
-    JobExpired,
-    JobFinished,
-    JobNotFound,
-    ShuttingDown,
-    StoreUnavailable,
+from app.jobs.errors import (
+    IdempotencyConflictError,
+    JobExpiredError,
+    JobFinishedError,
+    JobNotFoundError,
+    JobStoreUnavailableError,
+    ShuttingDownError,
 )
 from app.jobs.ids import new_job_id, was_issued_here
 from app.jobs.job import Job, JobState
 from app.jobs.outcomes import CancelStatus, Overview, SubmitStatus
 from app.jobs.store import JobStore
-from app.jobs.validation import MAX_SEED, encode_cursor, fingerprint, parse_job_id_text
-from app.resilience import Dependency, DependencyUnavailableError
+from app.jobs.validation import MAX_SEED, encode_cursor, fingerprint
+from app.resilience import Dependency
 from app.shutdown import Shutdown
 
 logger = logging.getLogger(__name__)
@@ -71,19 +71,15 @@ class JobService:
     dependency: Dependency | None = None
 
     def _store_call(self, call: Callable[[], T], message: str = STORE_UNAVAILABLE_MESSAGE) -> T:
-        """Call the store through the bulkhead and breaker; failures become client errors."""
+        """Call the store through the bulkhead and breaker (whose refusal,
+        DependencyUnavailableError, goes up as it is); Redis's failure is the store's."""
         try:
             if self.dependency is None:
                 return call()
             return self.dependency.call(call, failures=(redis.RedisError,))
-        except DependencyUnavailableError as error:
-            raise DependencyUnavailable(
-                f"the job store is not taking calls now ({error.reason}); nothing was stored: "
-                "retry later"
-            ) from None
         except redis.RedisError as error:
             logger.warning("job store unavailable: %s", type(error).__name__)
-            raise StoreUnavailable(message) from None
+            raise JobStoreUnavailableError(message) from None
 
     def submit(
         self,
@@ -95,7 +91,7 @@ class JobService:
     ) -> tuple[Job, bool]:
         """Accept a validated submission; return the job and whether it was created now."""
         if self.shutdown.underway:
-            raise ShuttingDown("this instance is shutting down; retry on another")
+            raise ShuttingDownError("this instance is shutting down; retry on another")
         # A seed needs to be unpredictable to nobody: the stdlib generator, reseeded per fork.
         params = {"seed": random.randint(0, MAX_SEED), **submission}
         idempotency = (idempotency_key, fingerprint(submission)) if idempotency_key else None
@@ -107,9 +103,8 @@ class JobService:
             SUBMIT_UNAVAILABLE_MESSAGE,
         )
         if outcome.status is SubmitStatus.CONFLICT:
-            raise IdempotencyConflict(
-                f"Idempotency-Key was already used for job {outcome.job.id} with another body",
-                field="Idempotency-Key",
+            raise IdempotencyConflictError(
+                f"Idempotency-Key was already used for job {outcome.job.id} with another body"
             )
         job = outcome.job
         if outcome.status is SubmitStatus.CREATED:
@@ -123,35 +118,36 @@ class JobService:
             )
         return job, outcome.status.created_now
 
-    def get(self, job_id_text: str) -> Job:
+    def get(self, job_id: ULID) -> Job:
         """The job with this ID, or the error saying why there is none."""
-        job_id = parse_job_id_text(job_id_text)
         job = self._store_call(lambda: self.store.get(str(job_id)))
         if job is None:
             raise self._no_record(job_id)
         return job
 
-    def _no_record(self, job_id: ULID) -> ApiError:
-        """Why Redis holds no record of ``job_id``: its retention ended (410), or never issued."""
+    def _no_record(self, job_id: ULID) -> JobExpiredError | JobNotFoundError:
+        """Why Redis holds no record of ``job_id``: its retention ended, or never issued."""
         retention_ms = self.store.ttl_seconds * 1000
         if was_issued_here(job_id) and job_id.milliseconds <= time.time() * 1000 - retention_ms:
-            return JobExpired(str(job_id))
-        return JobNotFound(f"no job {job_id}")
+            return JobExpiredError(str(job_id))
+        return JobNotFoundError(f"no job {job_id}")
 
-    def cancel(self, job_id_text: str, *, user_id: str | None) -> tuple[Job, bool]:
+    def cancel(self, job_id: ULID, *, user_id: str | None) -> tuple[Job, bool]:
         """Cancel a job: the record, and whether it is still running (asked to stop) or not."""
-        parsed = parse_job_id_text(job_id_text)
-        job_id = str(parsed)
         outcome = self._store_call(
-            lambda: self.store.cancel(job_id, user_id=user_id, message=PENDING_CANCELLED_MESSAGE)
+            lambda: self.store.cancel(
+                str(job_id), user_id=user_id, message=PENDING_CANCELLED_MESSAGE
+            )
         )
         status, job = outcome.status, outcome.job
         if job is None:
-            raise self._no_record(parsed)
+            raise self._no_record(job_id)
         if status is CancelStatus.FINISHED:
-            raise JobFinished(f"job {job_id} is already {job.state.value}; nothing to cancel")
+            raise JobFinishedError(f"job {job_id} is already {job.state.value}; nothing to cancel")
         if status is not CancelStatus.ALREADY:
-            logger.info("job cancel requested", extra={"job_id": job_id, "outcome": status.value})
+            logger.info(
+                "job cancel requested", extra={"job_id": str(job_id), "outcome": status.value}
+            )
         return job, status is CancelStatus.REQUESTED
 
     def list(self, state: JobState | None, *, limit: int, after: str | None) -> JobPage:

@@ -16,11 +16,10 @@ from app.errors import InvalidJobId, InvalidJson, UnsupportedMediaType, Validati
 from app.inputs import ascii_integer, ascii_token, echoed
 from app.jobs.ids import JobIdSyntaxError, parse_job_id
 from app.jobs.job import LISTABLE_STATES, JobState
+from app.slates.validation import parse_slate_id
 
 SUBMISSION_FIELDS = ("slate_id", "scenario_count", "seed")
 MAX_SEED = 2**63 - 1
-# Slate IDs are readable slugs such as nba-2026-11-28-main.
-_SLATE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 # RFC 9110 visible ASCII, no spaces: what a client may put in Idempotency-Key.
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 DEFAULT_LIST_LIMIT = 20
@@ -75,16 +74,6 @@ def parse_submission(body: dict[str, Any], *, max_scenarios: int) -> dict[str, A
     if "seed" in body:
         submission["seed"] = _integer(body, "seed", 0, MAX_SEED)
     return submission
-
-
-def parse_slate_id(value: object) -> str:
-    """Validate a slate ID, from a JSON field or a path segment (ASCII slug, 1-128 chars)."""
-    if not isinstance(value, str) or ascii_token(value, _SLATE_ID) is None:
-        raise ValidationFailed(
-            "slate_id must be a string of 1-128 ASCII letters, digits, '.', '_', ':' or '-'",
-            field="slate_id",
-        )
-    return value
 
 
 def fingerprint(submission: dict[str, Any]) -> str:

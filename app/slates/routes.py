@@ -1,37 +1,17 @@
-"""HTTP routes for slates: look them up in the slate store and serialize them."""
+"""HTTP routes for slates: look them up in the slate store and serialize them.
+
+A store that is down or not taking calls answers through app.errors like every other route.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from app.errors import (
-    DependencyUnavailable,
-    SlateNotFound,
-    SlateStoreUnavailable,
-    error_response,
-)
-from app.jobs.validation import parse_slate_id
-from app.resilience import DependencyUnavailableError
+from app.errors import SlateNotFound
 from app.services import services
-from app.slates.repository import SlateStoreUnavailableError
+from app.slates.validation import parse_slate_id
 
 blueprint = Blueprint("slates", __name__)
-
-
-@blueprint.errorhandler(SlateStoreUnavailableError)
-def _store_unavailable(error: SlateStoreUnavailableError) -> Response:
-    return error_response(
-        SlateStoreUnavailable(f"the slate store is unavailable ({error}); retry later")
-    )
-
-
-@blueprint.errorhandler(DependencyUnavailableError)
-def _not_taking_calls(error: DependencyUnavailableError) -> Response:
-    return error_response(
-        DependencyUnavailable(
-            f"the slate store is not taking calls now ({error.reason}); retry later"
-        )
-    )
 
 
 @blueprint.get("/slates")
