@@ -44,12 +44,14 @@ seed: install ## Load the demo slates into Neo4j (idempotent)
 	scripts/run.sh seed
 
 PYTEST := set -a && source $(SERVICES_ENV) && set +a && $(BIN)/python -m pytest
+# Test processes of `make test` (pytest-xdist), each on a Redis database of its own.
+TEST_PROCESSES ?= 2
 
 test: install tools services-up ## Run the test suite against the real local Redis and Neo4j
-	$(PYTEST) -m "not long" $(PYTEST_ARGS)
+	$(PYTEST) -n $(TEST_PROCESSES) -m "not long" $(PYTEST_ARGS)
 
-test-fast: install services-up ## Unit and integration tests only: no e2e, no tools install
-	$(PYTEST) -m "not e2e and not long" $(PYTEST_ARGS)
+test-fast: install ## Unit tests with no service at all (fakeredis, Flask's test client)
+	$(BIN)/python -m pytest -m "not services and not e2e and not long" $(PYTEST_ARGS)
 
 test-long: install tools services-up ## The long variants: million-job backlog, repeated failovers
 	$(PYTEST) -m long $(PYTEST_ARGS)

@@ -1,21 +1,28 @@
-"""Shared fixtures: settings that point at the real local Redis and Neo4j, the app, a client.
+"""Shared fixtures: settings that point at the real local Redis and Neo4j, the app, a client;
+and their fakeredis twins for the fast tests that need no service.
 
-`make test` starts the services and exports REDIS_URL / NEO4J_* from .run/services.env. Tests use
-Redis database 1 so they never touch the data of `make run` (database 0).
+`make test` starts the services and exports REDIS_URL / NEO4J_* from .run/services.env, and
+runs the suite in several processes (pytest-xdist): each uses a Redis database of its own
+(1, 2, ...), so none touches another's or the data of `make run` (database 0). The tests that
+reach a service (through ``service_env``) are marked ``services``; `make test-fast` runs the
+others, with no service at all.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import fakeredis
 import hypothesis
 import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from neo4j import GraphDatabase
+from neo4j import Driver, GraphDatabase
 
 from app import create_app
 from app.config import Settings
@@ -25,11 +32,13 @@ from app.services import EXTENSION_KEY
 from app.slates.demo_data import demo_slates
 from app.slates.repository import SlateRepository
 from tests.support.frozen_bolt import FrozenBolt
+from tests.support.ports import free_port
 from tests.support.services import ServicesNotConfigured
 from tests.support.services import service_env as local_service_env
 from tests.support.slates import count_test_nodes, hostile_slate, remove_test_slates
 
-TEST_REDIS_DB = 1
+# This process's Redis database: 1 alone, 1 + n for pytest-xdist's worker gw<n>.
+TEST_REDIS_DB = 1 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
 
 # Property tests (tests/test_hostile_input.py): in CI a fixed seed and no example database, so
 # a run is reproducible from its log; locally a random seed and .hypothesis/ (not in git).
@@ -37,9 +46,37 @@ hypothesis.settings.register_profile("ci", derandomize=True, database=None, prin
 hypothesis.settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that reaches a real service: `make test-fast` leaves them out."""
+    for item in items:
+        if "service_env" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.services)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Once every process is done (in the one that ran them all, or xdist's controller): take
+    the suite's own slates out of Neo4j, which `make run` serves too, and fail if any is left."""
+    if hasattr(session.config, "workerinput"):
+        return
+    try:
+        env = local_service_env(TEST_REDIS_DB)
+    except ServicesNotConfigured:
+        return  # a run without services wrote nothing there
+    with _neo4j_driver(env) as driver:
+        remove_test_slates(driver)
+        left = count_test_nodes(driver)
+    if left:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nthe suite left {left} node(s) of its own in Neo4j")  # noqa: T201
+
+
+def _neo4j_driver(env: dict[str, str]) -> Driver:
+    return GraphDatabase.driver(env["NEO4J_URI"], auth=(env["NEO4J_USER"], env["NEO4J_PASSWORD"]))
+
+
 @pytest.fixture(scope="session")
 def service_env() -> dict[str, str]:
-    """Environment variables that reach the real local services (test Redis database)."""
+    """Environment variables that reach the real local services (this process's database)."""
     try:
         return local_service_env(TEST_REDIS_DB)
     except ServicesNotConfigured as error:
@@ -47,23 +84,22 @@ def service_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def seeded_slates(service_env: dict[str, str]) -> Iterator[list[dict]]:
-    """The demo slates and one named with markup, loaded into the real Neo4j once per session
-    (seeding is idempotent); the suite's own slate is removed at the end, and nothing of the
-    suite's may be left (the same Neo4j serves `make run`)."""
-    driver = GraphDatabase.driver(
-        service_env["NEO4J_URI"], auth=(service_env["NEO4J_USER"], service_env["NEO4J_PASSWORD"])
-    )
+def seeded_slates(service_env: dict[str, str], tmp_path_factory) -> Iterator[list[dict]]:
+    """The demo slates and one named with markup, loaded into the real Neo4j once per process.
+
+    Seeding is idempotent; processes take turns (a file lock in the run's shared temporary
+    folder), so two never merge the same nodes at once.
+    """
+    lock_path = Path(tmp_path_factory.getbasetemp()).parent / "seed-slates.lock"
+    driver = _neo4j_driver(service_env)
     repository = SlateRepository(driver, timeout_seconds=30)
-    repository.ensure_schema()
     slates = [*demo_slates(), hostile_slate()]
-    repository.seed(slates)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        repository.ensure_schema()
+        repository.seed(slates)
     yield slates
-    remove_test_slates(driver)
-    try:
-        assert count_test_nodes(driver) == 0, "the suite left nodes of its own in Neo4j"
-    finally:
-        driver.close()
+    driver.close()
 
 
 @pytest.fixture
@@ -76,7 +112,7 @@ def settings(service_env: dict[str, str], tmp_path) -> Settings:
 
 @pytest.fixture
 def redis_client(service_env: dict[str, str]) -> Iterator[redis.Redis]:
-    """A client on the test database, emptied before and after the test."""
+    """A client on this process's test database, emptied before and after the test."""
     client = redis.Redis.from_url(service_env["REDIS_URL"], decode_responses=True)
     client.flushdb()
     yield client
@@ -104,6 +140,51 @@ def app(settings: Settings, redis_client: redis.Redis) -> Iterator[Flask]:
 def client(app: Flask) -> FlaskClient:
     """A test client of the app."""
     return app.test_client()
+
+
+@pytest.fixture
+def fake_redis() -> Iterator[fakeredis.FakeRedis]:
+    """An in-process Redis (fakeredis, Lua included) of the test's own: for fast unit tests of
+    the Python around the store; the scripts' own tests run against the real Redis."""
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def fake_store(fake_redis: fakeredis.FakeRedis) -> JobStore:
+    """A job store on fakeredis."""
+    return JobStore(fake_redis, ttl_seconds=3600)
+
+
+@pytest.fixture
+def fake_app(fake_redis: fakeredis.FakeRedis, tmp_path, monkeypatch) -> Iterator[Flask]:
+    """The app built by the factory, every Redis client of it on ``fake_redis``'s server and
+    Neo4j at a port where nothing listens: the HTTP contract with no service running."""
+    server = fake_redis.connection_pool.connection_kwargs["server"]
+    monkeypatch.setattr(
+        "app.services.create_redis",
+        lambda settings, **_: fakeredis.FakeRedis(server=server, decode_responses=True),
+    )
+    nowhere = free_port()
+    application = create_app(
+        Settings(
+            redis_url=f"redis://127.0.0.1:{nowhere}/0",
+            neo4j_uri=f"bolt://127.0.0.1:{nowhere}",
+            neo4j_password="unused",
+            job_concurrency=0,
+            log_file=str(tmp_path / "app.log"),
+        )
+    )
+    application.config["TESTING"] = True
+    yield application
+    application.extensions[EXTENSION_KEY].close()
+
+
+@pytest.fixture
+def fake_client(fake_app: Flask) -> FlaskClient:
+    """A test client of the app on fakeredis."""
+    return fake_app.test_client()
 
 
 @pytest.fixture

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import redis
+
 from app.connections import durability_warnings
+from tests.support.redis_server import RedisServer
 
 
-def test_redis_settings_that_can_lose_jobs_are_reported(redis_client):
-    original = redis_client.config_get("maxmemory-policy")["maxmemory-policy"]
+def test_redis_settings_that_can_lose_jobs_are_reported(tmp_path):
+    # A Redis of the test's own: its settings change, which nobody else may see.
+    server = RedisServer(tmp_path, persistent=True).start()
+    client = redis.Redis.from_url(server.url, decode_responses=True)
     try:
-        redis_client.config_set("maxmemory-policy", "allkeys-lru")
-        assert any("allkeys-lru" in w for w in durability_warnings(redis_client))
+        assert durability_warnings(client) == []
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        assert any("allkeys-lru" in w for w in durability_warnings(client))
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("appendonly", "no")
+        client.config_set("save", "")
+        assert any("neither AOF" in w for w in durability_warnings(client))
     finally:
-        redis_client.config_set("maxmemory-policy", original)
-    assert not any("maxmemory-policy" in w for w in durability_warnings(redis_client))
+        client.close()
+        server.stop()

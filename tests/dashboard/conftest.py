@@ -29,7 +29,7 @@ def svc(app: Flask) -> Services:
 
 
 @pytest.fixture
-def submit(client: FlaskClient) -> Callable[..., str]:
+def submit_over_http(client: FlaskClient) -> Callable[..., str]:
     """Submit a job through the API; return its id."""
 
     def submit_job(slate_id: str = "nba-2026-11-28-showdown-bos-nyk", scenarios: int = 2000) -> str:

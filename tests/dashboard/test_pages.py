@@ -8,13 +8,17 @@ import dataclasses
 import html
 
 import pytest
+import redis
 
 from app import create_app
 from app.dashboard.routes import CONTENT_SECURITY_POLICY
 from app.jobs.keys import FINISHED_KEY_PREFIX
+from app.jobs.simulation_job import simulation_job
 from app.services import EXTENSION_KEY
+from tests.support import results
 from tests.support.pages import csrf_token, field_text, player_rows
 from tests.support.ports import free_port
+from tests.support.redis_server import RedisServer
 from tests.support.slates import (
     ATTRIBUTE_NAME,
     HOSTILE_SLATE_ID,
@@ -34,11 +38,11 @@ def _page(client, path: str, status: int = 200) -> str:
     return response.get_data(as_text=True)
 
 
-def test_the_overview_shows_the_cluster_counts(client, submit, run_next_job, svc):
+def test_the_overview_shows_the_cluster_counts(client, submit_over_http, run_next_job, svc):
     for _ in range(4):
-        submit()
+        submit_over_http()
     run_next_job()  # complete
-    submit(slate_id="no-such-slate")
+    submit_over_http(slate_id="no-such-slate")
     svc.store.claim_next("t", worker="w:7", instance="w:0", lease_seconds=60)  # one runs on w:7
     page = _page(client, "/dashboard")
     assert field_text(page, "pending") == "3"
@@ -67,19 +71,40 @@ def _overview_commands(client, redis_client) -> dict[str, int]:
     }
 
 
+@pytest.fixture
+def app_on_private_redis(settings, tmp_path):
+    """The app on a Redis of this test's own: its command statistics count this test alone."""
+    server = RedisServer(tmp_path / "redis", persistent=False).start()
+    application = create_app(dataclasses.replace(settings, redis_url=server.url))
+    observer = redis.Redis.from_url(server.url, decode_responses=True)
+    yield application, observer
+    observer.close()
+    application.extensions[EXTENSION_KEY].close()
+    server.stop()
+
+
 def test_the_overview_is_one_round_trip_whose_cost_does_not_grow_with_the_jobs(
-    client, submit, run_next_job, redis_client
+    app_on_private_redis,
 ):
     """Invariant: one script call, and the same work inside it at 2 jobs and at 60."""
+    application, observer = app_on_private_redis
+    client = application.test_client()
+    svc = application.extensions[EXTENSION_KEY]
+    body = simulation_job(svc.slates)
+
+    def submit() -> None:
+        job = {"slate_id": "nba-2026-11-28-showdown-bos-nyk", "scenario_count": 2000}
+        assert client.post("/jobs", json=job).status_code == 202
+
     submit()
-    run_next_job()
+    results.run_next_job(svc.store, body)
     submit()
-    few = _overview_commands(client, redis_client)
+    few = _overview_commands(client, observer)
     for _ in range(50):
         submit()
     for _ in range(8):
-        run_next_job()
-    assert _overview_commands(client, redis_client) == few
+        results.run_next_job(svc.store, body)
+    assert _overview_commands(client, observer) == few
     assert few["evalsha"] == 1  # the round trip; the rest ran inside it
     assert set(few) == {"evalsha", "time", "zcard", "zrange", "hgetall"}
 
@@ -98,8 +123,8 @@ def test_the_overview_without_redis_says_so_and_shows_no_count(settings):
     assert "the job store is unavailable" in page
 
 
-def test_the_job_list_is_newest_first_paginated_and_links_each_job(client, submit):
-    ids = [submit() for _ in range(5)]
+def test_the_job_list_is_newest_first_paginated_and_links_each_job(client, submit_over_http):
+    ids = [submit_over_http() for _ in range(5)]
     first = _page(client, "/dashboard/jobs?state=pending&limit=2")
     assert first.index(ids[4]) < first.index(ids[3]) and ids[2] not in first
     assert f'href="/dashboard/jobs/{ids[4]}"' in first
@@ -110,9 +135,9 @@ def test_the_job_list_is_newest_first_paginated_and_links_each_job(client, submi
 
 
 def test_a_complete_job_shows_every_player_with_a_picture_and_names_as_text(
-    client, submit, run_next_job
+    client, submit_over_http, run_next_job
 ):
-    job_id = submit(slate_id=HOSTILE_SLATE_ID)
+    job_id = submit_over_http(slate_id=HOSTILE_SLATE_ID)
     run_next_job()
     page = _page(client, f"/dashboard/jobs/{job_id}")
     rows = player_rows(page)
@@ -132,8 +157,10 @@ def test_a_complete_job_shows_every_player_with_a_picture_and_names_as_text(
 
 
 @pytest.mark.parametrize("sort, column", [("projection", 2), ("mean", 3), ("p90", 6)])
-def test_the_player_table_sorts_by_each_column(client, submit, run_next_job, sort, column):
-    job_id = submit(slate_id=FOOTBALL, scenarios=1000)
+def test_the_player_table_sorts_by_each_column(
+    client, submit_over_http, run_next_job, sort, column
+):
+    job_id = submit_over_http(slate_id=FOOTBALL, scenarios=1000)
     run_next_job()
     for order in ("desc", "asc"):
         rows = player_rows(_page(client, f"/dashboard/jobs/{job_id}?sort={sort}&order={order}"))
@@ -143,24 +170,24 @@ def test_the_player_table_sorts_by_each_column(client, submit, run_next_job, sor
         assert values[0] != values[-1]
 
 
-def test_the_player_table_sorts_by_value_target_probability(client, submit, run_next_job):
-    job_id = submit(slate_id=FOOTBALL, scenarios=1000)
+def test_the_player_table_sorts_by_value_target_probability(client, submit_over_http, run_next_job):
+    job_id = submit_over_http(slate_id=FOOTBALL, scenarios=1000)
     run_next_job()
     rows = player_rows(_page(client, f"/dashboard/jobs/{job_id}?sort=value"))
     values = [float(cells[8].rstrip("%")) for _, cells in rows]
     assert values == sorted(values, reverse=True) and values[0] > values[-1]
 
 
-def test_a_failed_job_shows_its_error_code_and_message(client, submit, run_next_job):
-    job_id = submit(slate_id="no-such-slate")
+def test_a_failed_job_shows_its_error_code_and_message(client, submit_over_http, run_next_job):
+    job_id = submit_over_http(slate_id="no-such-slate")
     run_next_job()
     page = _page(client, f"/dashboard/jobs/{job_id}")
     assert "<code>slate_not_found</code>" in page and "no slate &#39;no-such-slate&#39;" in page
     assert 'class="cancel"' not in page
 
 
-def test_a_running_job_shows_its_progress_and_a_cancel_form(client, submit, svc):
-    job_id = submit()
+def test_a_running_job_shows_its_progress_and_a_cancel_form(client, submit_over_http, svc):
+    job_id = submit_over_http()
     svc.store.claim_next("t", worker="w:7", instance="w:0", lease_seconds=60)
     page = _page(client, f"/dashboard/jobs/{job_id}")
     assert field_text(page, "scenarios_done") == "0"
@@ -169,9 +196,9 @@ def test_a_running_job_shows_its_progress_and_a_cancel_form(client, submit, svc)
 
 
 def test_a_job_handed_back_after_its_cancel_shows_cancelling_and_a_cancel_ends_it(
-    client, submit, svc
+    client, submit_over_http, svc
 ):
-    job_id = submit()
+    job_id = submit_over_http()
     claimed = svc.store.claim_next("t", worker="w:7", instance="w:0", lease_seconds=60).job
     assert svc.store.cancel(job_id, user_id="bob", message="m").status.value == "requested"
     running = _page(client, f"/dashboard/jobs/{job_id}")
@@ -187,8 +214,8 @@ def test_a_job_handed_back_after_its_cancel_shows_cancelling_and_a_cancel_ends_i
     assert svc.store.get(job_id).to_dict()["error"]["code"] == "cancelled"
 
 
-def test_a_cancel_without_its_token_is_refused_and_changes_nothing(client, submit, svc):
-    job_id = submit()
+def test_a_cancel_without_its_token_is_refused_and_changes_nothing(client, submit_over_http, svc):
+    job_id = submit_over_http()
     page = _page(client, f"/dashboard/jobs/{job_id}")
     token = csrf_token(page)
     before = svc.store.get(job_id).fields
@@ -210,8 +237,8 @@ def test_a_cancel_without_its_token_is_refused_and_changes_nothing(client, submi
     assert svc.store.get(job_id).state.value == "pending"
 
 
-def test_a_cancel_with_its_token_cancels_and_says_so(client, submit, svc):
-    job_id = submit()
+def test_a_cancel_with_its_token_cancels_and_says_so(client, submit_over_http, svc):
+    job_id = submit_over_http()
     token = csrf_token(_page(client, f"/dashboard/jobs/{job_id}"))
     response = client.post(f"/dashboard/jobs/{job_id}/cancel", data={"csrf_token": token})
     assert response.status_code == 303
@@ -243,9 +270,9 @@ def test_bad_input_is_a_page_naming_the_field(client, path, status, field):
 
 
 def test_finished_counts_come_from_minute_counters_that_expire(
-    client, submit, run_next_job, redis_client
+    client, submit_over_http, run_next_job, redis_client
 ):
-    submit()
+    submit_over_http()
     run_next_job()
     counters = redis_client.keys(f"{FINISHED_KEY_PREFIX}*")
     assert len(counters) == 1 and 0 < redis_client.pttl(counters[0]) <= 7_200_000

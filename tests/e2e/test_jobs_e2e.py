@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from app.sizing import blas_threads, usable_cpus
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +52,12 @@ def test_an_unknown_slate_fails_with_slate_not_found(gunicorn):
 def test_an_intake_only_instance_accepts_but_runs_nothing(gunicorn):
     server = gunicorn(JOB_CONCURRENCY="0")
     job_id = server.request("POST", "/jobs", {"slate_id": SLATE, "scenario_count": 10}).body["id"]
-    time.sleep(1.5)
+    started = wait_until(
+        lambda: [line for line in server.json_lines() if line["message"] == "job runner started"],
+        10,
+        what="the job runner started",
+    )
+    assert started[0]["context"]["job_threads"] == 0  # no thread that could claim it
     assert server.request("GET", f"/jobs/{job_id}").body["state"] == "pending"
     runner = gunicorn()
     assert runner.wait_for_job(job_id, {"complete"})["state"] == "complete"

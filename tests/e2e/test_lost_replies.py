@@ -109,11 +109,14 @@ def test_a_lost_submit_reply_creates_one_job_that_runs_once(
     submitted = response()
     assert submitted.status == 202, submitted.body
     assert submitted.body["id"] == job_id
-    time.sleep(2)  # a second run, if the re-sent submit queued the job again, would be done
+    # The queue is in submission order: had the re-sent submit queued the job again, it would
+    # run again before a job submitted now completes.
+    later = worker.request("POST", "/jobs", QUICK_JOB).body["id"]
+    worker.wait_for_job(later, {"complete"}, timeout=30)
     record = worker.request("GET", f"/jobs/{job_id}").body
     assert record["state"] == "complete" and record["attempts"] == 1
     assert complete_lines(worker, job_id) == 1
-    assert redis_client.zcard("slatesim:index:all") == 2  # the warm-up's job and this one
+    assert redis_client.zcard("slatesim:index:all") == 3  # the warm-up's, this one, the later
 
 
 def test_a_lost_claim_reply_runs_the_claimed_job_without_a_lost_attempt(

@@ -86,7 +86,10 @@ def test_a_cancelled_pending_job_never_starts(gunicorn):
     assert again.status == 200 and again.body["state"] == "failed"  # idempotent
     server.request("POST", f"/jobs/{running}/cancel")
     server.wait_for_job(running, {"failed"}, timeout=30)
-    time.sleep(1)
+    # The one job thread takes jobs in order: once a job queued after it has run, the
+    # cancelled one would have started before it, had it still been in the queue.
+    later = submit(server, SHORT_JOB)
+    server.wait_for_job(later, {"complete"}, timeout=30)
     assert started_lines(server, pending) == 0
 
 

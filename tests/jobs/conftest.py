@@ -23,7 +23,7 @@ def make_params() -> Callable[..., dict[str, Any]]:
 
 
 @pytest.fixture
-def submit(store: JobStore) -> Callable[..., str]:
+def submit_to_store(store: JobStore) -> Callable[..., str]:
     """Submit a job straight to a store (the test's own by default); return its ID.
 
     Keyword arguments are job parameters, plus ``request_id``, ``user_id`` and ``store``.

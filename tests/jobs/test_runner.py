@@ -77,8 +77,8 @@ def _state(store: JobStore, job_id: str) -> JobState:
     return _record(store, job_id).state
 
 
-def test_a_job_runs_to_complete_with_its_result(store, run_with, submit):
-    job_id = submit(scenario_count=3, seed=5)
+def test_a_job_runs_to_complete_with_its_result(store, run_with, submit_to_store):
+    job_id = submit_to_store(scenario_count=3, seed=5)
     run_with(lambda params: {"echo": params["scenario_count"] * params["seed"]})
     wait_until(lambda: _state(store, job_id) is JobState.COMPLETE)
     record = _record(store, job_id).to_dict()
@@ -86,8 +86,8 @@ def test_a_job_runs_to_complete_with_its_result(store, run_with, submit):
     assert record["attempts"] == 1 and record["metadata"]["duration_ms"] >= 0
 
 
-def test_a_job_failure_is_recorded_with_its_code(store, run_with, submit):
-    job_id = submit()
+def test_a_job_failure_is_recorded_with_its_code(store, run_with, submit_to_store):
+    job_id = submit_to_store()
 
     def body(params):
         raise JobFailure("slate_not_found", "no slate 'test-slate'")
@@ -100,8 +100,10 @@ def test_a_job_failure_is_recorded_with_its_code(store, run_with, submit):
     }
 
 
-def test_an_unexpected_exception_fails_the_job_without_a_traceback(store, run_with, submit):
-    job_id = submit()
+def test_an_unexpected_exception_fails_the_job_without_a_traceback(
+    store, run_with, submit_to_store
+):
+    job_id = submit_to_store()
 
     def body(params):
         raise ZeroDivisionError("secret internals")
@@ -113,8 +115,8 @@ def test_an_unexpected_exception_fails_the_job_without_a_traceback(store, run_wi
     assert "Traceback" not in error["message"] and "secret internals" not in error["message"]
 
 
-def test_a_deferred_job_goes_back_to_pending(store, run_with, submit):
-    job_id = submit()
+def test_a_deferred_job_goes_back_to_pending(store, run_with, submit_to_store):
+    job_id = submit_to_store()
     calls = []
 
     def body(params):
@@ -127,8 +129,8 @@ def test_a_deferred_job_goes_back_to_pending(store, run_with, submit):
     assert _record(store, job_id).to_dict()["lost_attempts"] == 0
 
 
-def test_a_job_whose_holder_vanished_is_recovered_and_completed(store, run_with, submit):
-    job_id = submit()
+def test_a_job_whose_holder_vanished_is_recovered_and_completed(store, run_with, submit_to_store):
+    job_id = submit_to_store()
     ghost = store.claim_next(new_id(), worker="ghost:1", instance="ghost:0", lease_seconds=0.3).job
     assert ghost.id == job_id
     run_with(lambda params: {"ok": True})
@@ -138,9 +140,9 @@ def test_a_job_whose_holder_vanished_is_recovered_and_completed(store, run_with,
 
 
 def test_a_long_job_keeps_its_lease_through_heartbeats(
-    store, redis_client, run_with, submit, gated_body
+    store, redis_client, run_with, submit_to_store, gated_body
 ):
-    job_id = submit()
+    job_id = submit_to_store()
     body = gated_body({"done": True})
     run_with(body)
     wait_until(lambda: _state(store, job_id) is JobState.RUNNING)
@@ -152,8 +154,8 @@ def test_a_long_job_keeps_its_lease_through_heartbeats(
     assert _record(store, job_id).to_dict()["attempts"] == 1
 
 
-def test_drain_waits_for_a_running_job(store, run_with, submit):
-    job_id = submit()
+def test_drain_waits_for_a_running_job(store, run_with, submit_to_store):
+    job_id = submit_to_store()
     started = threading.Event()
 
     def body(params):
@@ -168,9 +170,9 @@ def test_drain_waits_for_a_running_job(store, run_with, submit):
 
 
 def test_drain_hands_back_stragglers_whose_late_result_is_discarded(
-    store, run_with, submit, gated_body
+    store, run_with, submit_to_store, gated_body
 ):
-    job_id = submit()
+    job_id = submit_to_store()
     body = gated_body({"late": True})
     runner = run_with(body)
     assert body.started.wait(5)
@@ -183,24 +185,24 @@ def test_drain_hands_back_stragglers_whose_late_result_is_discarded(
     assert "result" not in _record(store, job_id).to_dict()
 
 
-def test_after_stop_claiming_no_new_job_starts(store, run_with, submit):
+def test_after_stop_claiming_no_new_job_starts(store, run_with, submit_to_store):
     runner = run_with(lambda params: {"ok": True}, job_concurrency=2)
     runner.stop_claiming()
     time.sleep(0.3)
-    job_id = submit()
+    job_id = submit_to_store()
     time.sleep(0.5)
     assert _state(store, job_id) is JobState.PENDING
 
 
 def test_a_result_finished_during_a_redis_outage_lands_when_redis_is_back(
-    settings, tmp_path, submit, gated_body
+    settings, tmp_path, submit_to_store, gated_body
 ):
     server = RedisServer(tmp_path).start()
     client = redis.Redis.from_url(
         server.url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1
     )
     store = JobStore(client, ttl_seconds=3600)
-    job_id = submit(store=store)
+    job_id = submit_to_store(store=store)
     body = gated_body({"survived": True})
 
     runner = JobRunner(
@@ -227,9 +229,9 @@ def test_a_result_finished_during_a_redis_outage_lands_when_redis_is_back(
 
 
 def test_a_stale_attempt_ending_leaves_the_newer_attempt_leased_drained_and_listed(
-    store, redis_client, run_with, submit
+    store, redis_client, run_with, submit_to_store
 ):
-    job_id = submit()
+    job_id = submit_to_store()
     gates = [threading.Event(), threading.Event()]
     started: list[int] = []
 
@@ -282,9 +284,9 @@ def _chunked_body(chunks: int, seconds_each: float) -> Callable[..., dict]:
     return body
 
 
-def test_a_running_job_reports_progress_through_its_heartbeat(store, run_with, submit):
+def test_a_running_job_reports_progress_through_its_heartbeat(store, run_with, submit_to_store):
     run_with(_chunked_body(chunks=10, seconds_each=0.15))
-    job_id = submit(scenario_count=1000)
+    job_id = submit_to_store(scenario_count=1000)
     seen: list[int] = []
 
     def finished() -> bool:
@@ -297,9 +299,11 @@ def test_a_running_job_reports_progress_through_its_heartbeat(store, run_with, s
     assert len(set(seen)) >= 3 and seen == sorted(seen), seen  # observed, never backwards
 
 
-def test_a_cancelled_running_job_stops_at_a_chunk_and_frees_its_thread(store, run_with, submit):
+def test_a_cancelled_running_job_stops_at_a_chunk_and_frees_its_thread(
+    store, run_with, submit_to_store
+):
     run_with(_chunked_body(chunks=100, seconds_each=0.1))  # 10 s if left alone
-    cancelled, following = submit(), submit()
+    cancelled, following = submit_to_store(), submit_to_store()
     wait_until(lambda: _state(store, cancelled) is JobState.RUNNING, 5, what="running")
     requested = time.monotonic()
     assert store.cancel(cancelled, user_id="alice", message="m").status.value == "requested"

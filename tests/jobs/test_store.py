@@ -49,8 +49,8 @@ def _claim(store: JobStore, worker: str = "host:1", lease: float = LEASE) -> Job
     return job
 
 
-def test_submitted_job_is_pending_with_its_params_and_ids(store, submit):
-    job_id = submit(scenario_count=250, seed=11)
+def test_submitted_job_is_pending_with_its_params_and_ids(store, submit_to_store):
+    job_id = submit_to_store(scenario_count=250, seed=11)
     job = store.get(job_id)
     record = job.to_dict()
     assert record["state"] == "pending"
@@ -63,15 +63,15 @@ def test_submitted_job_is_pending_with_its_params_and_ids(store, submit):
     assert store.queue_depth() == {"pending": 1, "running": 0}
 
 
-def test_claims_are_first_in_first_out(store, submit):
-    ids = [submit() for _ in range(5)]
+def test_claims_are_first_in_first_out(store, submit_to_store):
+    ids = [submit_to_store() for _ in range(5)]
     claimed = [_claim(store).id for _ in range(5)]
     assert claimed == ids
     assert _claim_any(store) is None
 
 
-def test_claim_starts_an_attempt_and_takes_a_lease(store, submit):
-    job_id = submit()
+def test_claim_starts_an_attempt_and_takes_a_lease(store, submit_to_store):
+    job_id = submit_to_store()
     job = _claim(store, worker="host:42")
     assert job.id == job_id and job.state is JobState.RUNNING and job.attempts == 1
     record = store.get(job_id).to_dict()
@@ -80,8 +80,8 @@ def test_claim_starts_an_attempt_and_takes_a_lease(store, submit):
     assert store.queue_depth() == {"pending": 0, "running": 1}
 
 
-def test_many_threads_claiming_at_once_run_every_job_exactly_once(store, submit):
-    ids = {submit() for _ in range(300)}
+def test_many_threads_claiming_at_once_run_every_job_exactly_once(store, submit_to_store):
+    ids = {submit_to_store() for _ in range(300)}
     claims: Counter[str] = Counter()
     lock = threading.Lock()
     start = threading.Barrier(8)
@@ -101,8 +101,8 @@ def test_many_threads_claiming_at_once_run_every_job_exactly_once(store, submit)
     assert max(claims.values()) == 1
 
 
-def test_completion_stores_the_result_atomically(store, submit):
-    job_id = submit()
+def test_completion_stores_the_result_atomically(store, submit_to_store):
+    job_id = submit_to_store()
     job = _claim(store)
     applied = store.mark_complete(job_id, job.claim_token, '{"players": []}', duration_ms=12.5)
     assert applied is Transition.APPLIED
@@ -114,8 +114,8 @@ def test_completion_stores_the_result_atomically(store, submit):
     assert store.queue_depth() == {"pending": 0, "running": 0}
 
 
-def test_failure_records_a_stable_code(store, submit):
-    job_id = submit()
+def test_failure_records_a_stable_code(store, submit_to_store):
+    job_id = submit_to_store()
     job = _claim(store)
     failed = store.mark_failed(job_id, job.claim_token, "slate_not_found", "no x", duration_ms=1)
     assert failed is Transition.APPLIED
@@ -124,8 +124,8 @@ def test_failure_records_a_stable_code(store, submit):
     assert record["error"] == {"code": "slate_not_found", "message": "no x"}
 
 
-def test_a_stale_holder_cannot_overwrite_the_newer_attempt(store, submit, redis_client):
-    job_id = submit()
+def test_a_stale_holder_cannot_overwrite_the_newer_attempt(store, submit_to_store, redis_client):
+    job_id = submit_to_store()
     stale = _claim(store, worker="host:1", lease=0.2)
     time.sleep(0.3)
     assert store.sweep(max_lost_attempts=3).recovered[0].outcome == "requeued"
@@ -139,17 +139,17 @@ def test_a_stale_holder_cannot_overwrite_the_newer_attempt(store, submit, redis_
     assert redis_client.keys(f"{KEY_PREFIX}result:*:*") == []  # no staged result left behind
 
 
-def test_a_released_attempt_cannot_complete(store, submit):
-    job_id = submit()
+def test_a_released_attempt_cannot_complete(store, submit_to_store):
+    job_id = submit_to_store()
     job = _claim(store)
     assert store.release(job_id, job.claim_token) is Transition.APPLIED
     assert store.mark_complete(job_id, job.claim_token, "{}", duration_ms=1) is SUPERSEDED
     assert store.get(job_id).state is JobState.PENDING
 
 
-def test_a_lapsed_lease_puts_the_job_back_first_in_line(store, submit):
-    lost = submit()
-    later = submit()
+def test_a_lapsed_lease_puts_the_job_back_first_in_line(store, submit_to_store):
+    lost = submit_to_store()
+    later = submit_to_store()
     _claim(store, lease=0.2)
     time.sleep(0.3)
     outcomes = store.sweep(max_lost_attempts=3).recovered
@@ -160,14 +160,14 @@ def test_a_lapsed_lease_puts_the_job_back_first_in_line(store, submit):
     assert _claim(store).id == later
 
 
-def test_a_live_lease_is_not_recovered(store, submit):
-    submit()
+def test_a_live_lease_is_not_recovered(store, submit_to_store):
+    submit_to_store()
     _claim(store, lease=30)
     assert store.sweep(max_lost_attempts=3).recovered == []
 
 
-def test_a_job_that_keeps_losing_its_worker_fails_with_worker_lost(store, submit):
-    job_id = submit()
+def test_a_job_that_keeps_losing_its_worker_fails_with_worker_lost(store, submit_to_store):
+    job_id = submit_to_store()
     for attempt in range(1, 4):
         assert _claim(store, lease=0.1).attempts == attempt
         time.sleep(0.2)
@@ -179,8 +179,8 @@ def test_a_job_that_keeps_losing_its_worker_fails_with_worker_lost(store, submit
     assert _claim_any(store) is None
 
 
-def test_renewing_keeps_the_lease_and_reports_lost_ones(store, submit):
-    kept_id, lost_id = submit(), submit()
+def test_renewing_keeps_the_lease_and_reports_lost_ones(store, submit_to_store):
+    kept_id, lost_id = submit_to_store(), submit_to_store()
     kept, lost = _claim(store, lease=0.5), _claim(store, lease=0.5)
     assert store.release(lost_id, lost.claim_token) is Transition.APPLIED
     for _ in range(3):
@@ -194,8 +194,8 @@ def test_renewing_keeps_the_lease_and_reports_lost_ones(store, submit):
     assert store.get(kept_id).state is JobState.RUNNING
 
 
-def test_release_instance_hands_back_only_that_instance(store, submit):
-    mine, theirs = submit(), submit()
+def test_release_instance_hands_back_only_that_instance(store, submit_to_store):
+    mine, theirs = submit_to_store(), submit_to_store()
     store.claim_next(new_id(), worker="a:1", instance="a:0", lease_seconds=LEASE)
     store.claim_next(new_id(), worker="b:1", instance="b:0", lease_seconds=LEASE)
     assert store.release_instance("a:0") == [mine]
@@ -230,7 +230,7 @@ def test_racing_identical_submissions_create_one_job(store, make_params):
     outcomes = []
     start = threading.Barrier(10)
 
-    def submit() -> None:
+    def submit_once() -> None:
         start.wait()
         outcomes.append(
             store.submit(
@@ -242,7 +242,7 @@ def test_racing_identical_submissions_create_one_job(store, make_params):
             )
         )
 
-    threads = [threading.Thread(target=submit) for _ in range(10)]
+    threads = [threading.Thread(target=submit_once) for _ in range(10)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -251,8 +251,8 @@ def test_racing_identical_submissions_create_one_job(store, make_params):
     assert sorted(o.status for o in outcomes) == ["created"] + ["existing"] * 9
 
 
-def test_listing_is_newest_first_and_paginated(store, submit):
-    ids = [submit() for _ in range(5)]
+def test_listing_is_newest_first_and_paginated(store, submit_to_store):
+    ids = [submit_to_store() for _ in range(5)]
     _claim(store)
     page, cursor = store.list_jobs(None, limit=2)
     assert [j.id for j in page] == ids[::-1][:2]
@@ -266,9 +266,9 @@ def test_listing_is_newest_first_and_paginated(store, submit):
     assert [j.id for j in pending] == ids[::-1][:4]
 
 
-def test_expired_jobs_leave_no_key_behind(redis_client: redis.Redis, submit, make_params):
+def test_expired_jobs_leave_no_key_behind(redis_client: redis.Redis, submit_to_store, make_params):
     store = JobStore(redis_client, ttl_seconds=SHORT_TTL_SECONDS)
-    done, failed, queued = (submit(store=store) for _ in range(3))
+    done, failed, queued = (submit_to_store(store=store) for _ in range(3))
     job = _claim(store)
     assert store.mark_complete(done, job.claim_token, "{}", duration_ms=1) is Transition.APPLIED
     job = _claim(store)
@@ -306,8 +306,8 @@ def test_a_resent_submit_with_an_idempotency_key_is_its_own_creation(store, make
     assert store.queue_depth()["pending"] == 1
 
 
-def test_a_resent_claim_returns_the_job_its_token_took_and_takes_no_second(store, submit):
-    first, second = submit(), submit()
+def test_a_resent_claim_returns_the_job_its_token_took_and_takes_no_second(store, submit_to_store):
+    first, second = submit_to_store(), submit_to_store()
     token = new_id()
     claimed = store.claim_next(token, worker="w:1", instance="i", lease_seconds=LEASE)
     again = store.claim_next(token, worker="w:1", instance="i", lease_seconds=LEASE)
@@ -317,8 +317,8 @@ def test_a_resent_claim_returns_the_job_its_token_took_and_takes_no_second(store
     assert store.queue_depth() == {"pending": 1, "running": 1}
 
 
-def test_a_resent_claim_after_its_attempt_was_recovered_takes_nothing(store, submit):
-    job_id = submit()
+def test_a_resent_claim_after_its_attempt_was_recovered_takes_nothing(store, submit_to_store):
+    job_id = submit_to_store()
     token = new_id()
     store.claim_next(token, worker="w:1", instance="i", lease_seconds=0.1)
     time.sleep(0.2)
@@ -328,21 +328,21 @@ def test_a_resent_claim_after_its_attempt_was_recovered_takes_nothing(store, sub
     assert store.get(job_id).state is JobState.PENDING
 
 
-def test_a_resent_finish_is_recognised_as_already_applied(store, submit, redis_client):
-    job_id = submit()
+def test_a_resent_finish_is_recognised_as_already_applied(store, submit_to_store, redis_client):
+    job_id = submit_to_store()
     job = _claim(store)
     assert store.mark_complete(job_id, job.claim_token, "{}", duration_ms=1) is Transition.APPLIED
     again = store.mark_complete(job_id, job.claim_token, "{}", duration_ms=1)
     assert again is Transition.ALREADY_APPLIED and again.stored
     assert redis_client.keys(f"{KEY_PREFIX}result:*:*") == []
-    failed_id = submit()
+    failed_id = submit_to_store()
     job = _claim(store)
     store.mark_failed(failed_id, job.claim_token, "x", "y", duration_ms=1)
     assert store.mark_failed(failed_id, job.claim_token, "x", "y", duration_ms=1).stored
 
 
-def test_a_finish_after_the_sweep_failed_the_job_is_not_taken_for_its_own(store, submit):
-    job_id = submit()
+def test_a_finish_after_the_sweep_failed_the_job_is_not_taken_for_its_own(store, submit_to_store):
+    job_id = submit_to_store()
     job = _claim(store, lease=0.1)
     time.sleep(0.2)
     store.sweep(max_lost_attempts=1)  # worker_lost at once
@@ -350,24 +350,24 @@ def test_a_finish_after_the_sweep_failed_the_job_is_not_taken_for_its_own(store,
     assert store.mark_failed(job_id, job.claim_token, "x", "late", duration_ms=1) is SUPERSEDED
 
 
-def test_a_resent_release_is_recognised_as_already_applied(store, submit):
-    job_id = submit()
+def test_a_resent_release_is_recognised_as_already_applied(store, submit_to_store):
+    job_id = submit_to_store()
     job = _claim(store)
     assert store.release(job_id, job.claim_token) is Transition.APPLIED
     assert store.release(job_id, job.claim_token) is Transition.ALREADY_APPLIED
     assert store.queue_depth() == {"pending": 1, "running": 0}
 
 
-def test_a_resent_hand_back_of_an_instance_returns_the_same_jobs(store, submit):
-    mine = submit()
+def test_a_resent_hand_back_of_an_instance_returns_the_same_jobs(store, submit_to_store):
+    mine = submit_to_store()
     store.claim_next(new_id(), worker="a:1", instance="a", lease_seconds=LEASE)
     assert store.release_instance("a") == [mine]
     assert store.release_instance("a") == [mine]
     assert store.queue_depth() == {"pending": 1, "running": 0}
 
 
-def test_a_handed_back_job_keeps_its_place_in_the_queue(store, submit):
-    older, newer = submit(), submit()
+def test_a_handed_back_job_keeps_its_place_in_the_queue(store, submit_to_store):
+    older, newer = submit_to_store(), submit_to_store()
     job = _claim(store)
     store.release(older, job.claim_token)
     assert _claim(store).id == older
@@ -376,12 +376,12 @@ def test_a_handed_back_job_keeps_its_place_in_the_queue(store, submit):
 
 # --- the queue at any length: claims and sweeps stay bounded -----------------------------------
 def test_a_claim_behind_many_expired_entries_drops_a_batch_and_says_busy(
-    redis_client, submit, make_params
+    redis_client, submit_to_store, make_params
 ):
     short = JobStore(redis_client, ttl_seconds=1)
     short.submit_many(NewJob(new_job_id(), make_params()) for _ in range(CLAIM_SKIP_LIMIT * 2 + 1))
     time.sleep(1.2)
-    live = submit()  # the test's store: an hour of retention
+    live = submit_to_store()  # the test's store: an hour of retention
     statuses = [
         short.claim_next(new_id(), worker="w", instance="i", lease_seconds=LEASE).status
         for _ in range(3)
@@ -429,13 +429,13 @@ def _queue_as_the_previous_version_did(redis_client, job_id: str, params: dict) 
 
 
 def test_jobs_queued_by_the_previous_version_are_claimed_in_order_after_a_sweep(
-    store, redis_client, make_params, submit
+    store, redis_client, make_params, submit_to_store
 ):
     legacy = [new_job_id() for _ in range(3)]
     for job_id in legacy:
         _queue_as_the_previous_version_did(redis_client, job_id, make_params())
         time.sleep(0.002)
-    current = submit()
+    current = submit_to_store()
     store.sweep(max_lost_attempts=3)
     assert redis_client.exists(LEGACY_QUEUE_KEY) == 0
     assert store.queue_depth() == {"pending": 4, "running": 0}
@@ -443,9 +443,9 @@ def test_jobs_queued_by_the_previous_version_are_claimed_in_order_after_a_sweep(
 
 
 def test_a_result_written_by_the_previous_version_inside_the_record_is_still_served(
-    store, redis_client, submit
+    store, redis_client, submit_to_store
 ):
-    job_id = submit()
+    job_id = submit_to_store()
     job = _claim(store)
     store.mark_complete(job_id, job.claim_token, "{}", duration_ms=1)
     redis_client.delete(f"{KEY_PREFIX}result:{job_id}")
@@ -454,9 +454,9 @@ def test_a_result_written_by_the_previous_version_inside_the_record_is_still_ser
 
 
 def test_a_pipelined_transition_after_redis_forgot_its_scripts_loads_them_and_applies_once(
-    store, redis_client, submit
+    store, redis_client, submit_to_store
 ):
-    job_id = submit()
+    job_id = submit_to_store()
     job = _claim(store)
     redis_client.script_flush()  # what a Redis restart does to the script cache
     assert store.mark_complete(job_id, job.claim_token, '{"v": 1}', duration_ms=1).stored
@@ -489,8 +489,10 @@ def test_an_acknowledged_transition_unconfirmed_by_replicas_raises_and_may_exist
     assert store.mark_complete(job.id, job.claim_token, "{}", duration_ms=1).stored
 
 
-def test_progress_rides_on_the_renewal_and_only_moves_forward_within_an_attempt(store, submit):
-    job_id = submit(scenario_count=1000)
+def test_progress_rides_on_the_renewal_and_only_moves_forward_within_an_attempt(
+    store, submit_to_store
+):
+    job_id = submit_to_store(scenario_count=1000)
     assert store.get(job_id).to_dict()["progress"] is None  # pending
     job = _claim(store)
     assert store.get(job_id).to_dict()["progress"]["scenarios_done"] == 0
@@ -505,14 +507,14 @@ def test_progress_rides_on_the_renewal_and_only_moves_forward_within_an_attempt(
     assert "progress" not in store.get(job_id).to_dict()
 
 
-def test_cancel_fails_a_pending_job_at_once_and_marks_a_running_one(store, submit):
-    pending = submit()
+def test_cancel_fails_a_pending_job_at_once_and_marks_a_running_one(store, submit_to_store):
+    pending = submit_to_store()
     assert store.cancel(pending, user_id="bob", message="m").status is CancelStatus.CANCELLED
     record = store.get(pending).to_dict()
     assert record["state"] == "failed" and record["error"]["code"] == "cancelled"
     assert record["cancelled_by"] == "bob" and store.queue_depth()["pending"] == 0
     assert store.cancel(pending, user_id="bob", message="m").status is CancelStatus.ALREADY
-    running_id = submit()
+    running_id = submit_to_store()
     job = _claim(store)
     assert store.cancel(running_id, user_id=None, message="m").status is CancelStatus.REQUESTED
     renewed = store.renew_leases([(running_id, job.claim_token, 10)], lease_seconds=LEASE)
@@ -524,10 +526,10 @@ def test_cancel_fails_a_pending_job_at_once_and_marks_a_running_one(store, submi
 
 @pytest.mark.parametrize("way_back", ["hand-back", "lease recovery", "instance hand-back"])
 def test_a_job_cancelled_while_running_that_comes_back_is_failed_by_the_claim_never_run(
-    store, submit, way_back
+    store, submit_to_store, way_back
 ):
     """Invariant: a 202 to a cancel is kept, whatever brings the job back to the queue."""
-    cancelled_id, following = submit(), submit()
+    cancelled_id, following = submit_to_store(), submit_to_store()
     job = store.claim_next(new_id(), worker="a:1", instance="a:0", lease_seconds=0.2).job
     assert job is not None and job.id == cancelled_id
     outcome = store.cancel(cancelled_id, user_id="bob", message="m")
@@ -555,9 +557,9 @@ def test_a_job_cancelled_while_running_that_comes_back_is_failed_by_the_claim_ne
 
 
 def test_a_cancel_of_a_pending_job_already_asked_to_stop_fails_it_and_keeps_the_first_request(
-    store, submit
+    store, submit_to_store
 ):
-    job_id = submit()
+    job_id = submit_to_store()
     job = _claim(store)
     first = store.cancel(job_id, user_id="bob", message="m").job
     assert store.release(job_id, job.claim_token) is Transition.APPLIED
@@ -570,12 +572,12 @@ def test_a_cancel_of_a_pending_job_already_asked_to_stop_fails_it_and_keeps_the_
     assert store.queue_depth() == {"pending": 0, "running": 0}
 
 
-def test_a_cancel_answers_with_the_record_its_own_script_left(store, submit):
+def test_a_cancel_answers_with_the_record_its_own_script_left(store, submit_to_store):
     """Invariant: the record a cancel returns is the one it wrote, never a later state."""
-    pending = submit()
+    pending = submit_to_store()
     outcome = store.cancel(pending, user_id="bob", message="m")
     assert outcome.job is not None and outcome.job.to_dict()["state"] == "failed"
-    running_id = submit()
+    running_id = submit_to_store()
     job = _claim(store)
     outcome = store.cancel(running_id, user_id=None, message="m")
     assert outcome.job is not None
@@ -588,9 +590,9 @@ def test_a_cancel_answers_with_the_record_its_own_script_left(store, submit):
 
 
 # --- the overview ------------------------------------------------------------------------------
-def test_the_overview_counts_each_finished_job_once_and_names_the_workers(store, submit):
+def test_the_overview_counts_each_finished_job_once_and_names_the_workers(store, submit_to_store):
     """Invariant: every way a job finishes counts it once, a re-sent finish not again."""
-    done, failed, cancelled, *_lost_running_queued = (submit() for _ in range(6))
+    done, failed, cancelled, *_lost_running_queued = (submit_to_store() for _ in range(6))
     job = _claim(store, worker="a:1")
     assert store.mark_complete(done, job.claim_token, "{}", duration_ms=1) is Transition.APPLIED
     assert (
@@ -623,13 +625,15 @@ def test_the_overview_sums_the_last_sixty_minutes_only(store, redis_client):
     assert store.overview().complete_last_hour == 5
 
 
-def test_a_new_minute_drops_the_counts_past_the_hour(store, submit, redis_client):
+def test_a_new_minute_drops_the_counts_past_the_hour(store, submit_to_store, redis_client):
     key = f"{FINISHED_KEY_PREFIX}failed"
     for _ in range(2):  # again when the minute turned while it ran
         minute = int(redis_client.time()[0]) // 60
         redis_client.delete(key)
         redis_client.hset(key, mapping={minute - 59: 1, minute - 60: 1, minute - 600: 1})
-        store.cancel(submit(), user_id=None, message="m")  # the first finish of this minute
+        store.cancel(
+            submit_to_store(), user_id=None, message="m"
+        )  # the first finish of this minute
         if int(redis_client.time()[0]) // 60 == minute:
             break
     assert redis_client.hgetall(key) == {str(minute - 59): "1", str(minute): "1"}

@@ -9,6 +9,7 @@ import pytest
 from app import create_app
 from app.config import Settings
 from app.services import EXTENSION_KEY
+from tests.support.answers import assert_error
 from tests.support.ports import free_port
 
 PLAYER_FIELDS = ["id", "name", "team_id", "game_id", "salary", "positions", "projection", "stddev"]
@@ -17,13 +18,6 @@ PLAYER_FIELDS = ["id", "name", "team_id", "game_id", "salary", "positions", "pro
 @pytest.fixture(autouse=True)
 def _demo_slates_are_seeded(seeded_slates: list[dict]) -> None:
     """Every test here reads the demo slates from the real Neo4j."""
-
-
-def _assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == code
-    return error
 
 
 def test_list_slates_shows_the_demo_slates_with_counts(client, demo_listing):
@@ -45,15 +39,15 @@ def test_get_slate_returns_games_teams_and_priced_players(client, seeded_slates)
 
 
 def test_an_unknown_slate_is_a_404_naming_it(client):
-    error = _assert_error(client.get("/slates/nba-1999-01-01-main"), 404, "slate_not_found")
+    error = assert_error(client.get("/slates/nba-1999-01-01-main"), 404, "slate_not_found")
     assert "nba-1999-01-01-main" in error["message"]
 
 
 def test_an_unknown_id_is_echoed_and_one_no_slate_can_have_is_a_400(client):
-    error = _assert_error(client.get(f"/slates/{'x' * 128}"), 404, "slate_not_found")
+    error = assert_error(client.get(f"/slates/{'x' * 128}"), 404, "slate_not_found")
     assert "x" * 128 in error["message"]
     for impossible in ("x" * 129, "%C5%BF" * 3, "a%20b"):  # too long, non-ASCII, a space
-        error = _assert_error(client.get(f"/slates/{impossible}"), 400, "validation_error")
+        error = assert_error(client.get(f"/slates/{impossible}"), 400, "validation_error")
         assert error["field"] == "slate_id"
 
 
@@ -65,7 +59,7 @@ def test_neo4j_down_is_a_503_with_retry_after(settings: Settings):
     try:
         for path in ("/slates", "/slates/nba-2026-11-28-main"):
             response = app.test_client().get(path)
-            error = _assert_error(response, 503, "slate_store_unavailable")
+            error = assert_error(response, 503, "slate_store_unavailable")
             assert "ServiceUnavailable" in error["message"]
             assert int(response.headers["Retry-After"]) > 0
     finally:
