@@ -32,12 +32,11 @@ from typing import Any
 import redis
 
 from app.config import Settings
-from app.correlation import new_id
 from app.jobs.ids import new_job_id
 from app.jobs.store import JobStore
 from bench.run import BARE_CONFIG, PEER_CONFIG, Figure, bench_database, part_main
 from tests.support.gunicorn import Gunicorn
-from tests.support.results import stored_result
+from tests.support.results import run_next_job, stored_result
 
 # Own database of the shared Redis, flushed before and after; far from the low numbers that
 # the tests (1), `make run` (0) and ad-hoc work reach for.
@@ -285,13 +284,11 @@ def complete_job(store: JobStore) -> str:
     """
     params = {**SUBMISSION, "scenario_count": COMPLETE_JOB_SCENARIOS}
     store.submit(new_job_id(), params, request_id=new_job_id(), user_id=None)
-    job = store.claim_next(new_id(), worker="bench", instance="bench", lease_seconds=60).job
-    assert job is not None, "the queue held no job to claim"
-    started = time.perf_counter()
-    payload = stored_result(SLATE_ID, params["scenario_count"], params["seed"])
-    duration_ms = (time.perf_counter() - started) * 1000
-    store.mark_complete(job.id, job.claim_token, payload, duration_ms=duration_ms)
-    return job.id
+    return run_next_job(
+        store,
+        lambda job: json.loads(stored_result(SLATE_ID, job["scenario_count"], job["seed"])),
+        worker="bench:1",
+    )
 
 
 def figures_for(
