@@ -11,11 +11,12 @@ loop instead, without blocking: the bytes are buffered until the headers are com
 body of known length up to MAX_BODY_PREFETCH_BYTES, which covers every request of this API),
 then the connection goes to a thread with the request already in hand. A connection that has
 not sent a whole request REQUEST_HEADER_TIMEOUT_SECONDS after it was accepted (or, kept alive,
-after its next request began) is answered ``408`` and closed; a silent one is closed. At most
-``worker_connections`` connections are open per worker: at the cap, a new connection takes the
-place of the oldest one still sending its request (answered ``503``), else of the oldest idle
-kept-alive one, and only when every connection is being served is the new one refused with
-``503`` at once, rather than left in the listen queue. Bodies sent with chunked encoding or
+after its next request began) is answered ``408`` and closed; a silent one is closed. A worker
+keeps ``worker_connections`` connections: above it, the oldest connection that has been
+sending its request for half a second gives way (answered ``503``), else the oldest idle
+kept-alive one. A new connection is always accepted and read first (a probe's request arrives
+in milliseconds), up to twice ``worker_connections``; past that it is refused with ``503`` at
+once, rather than left in the listen queue. Bodies sent with chunked encoding or
 after ``Expect: 100-continue`` are still read by the thread (the body limit bounds their size,
 the proxy their time: docs/operations.md).
 
@@ -65,6 +66,12 @@ MAX_HEADER_BYTES = 64 * 1024
 RESERVED_FILE_DESCRIPTORS = 128
 # How much one read in the loop takes from a socket.
 RECV_BYTES = 65536
+# Reads of what a client sent that are drained before its connection is closed with an answer.
+UNREAD_DRAIN_READS = 4
+# At the connection cap, a connection still sending its request gives way to a new one only
+# once it has had this long (a client sends a request within milliseconds of connecting): a
+# new connection whose request has not been read yet is never the one evicted.
+EVICTABLE_AFTER_SECONDS = 0.5
 # The loop's summary of connections it timed out, evicted or refused: at most this often.
 INTAKE_LOG_SECONDS = 60.0
 
@@ -117,6 +124,8 @@ class _Intake:
     data: bytearray = field(default_factory=bytearray)
     # Headers and body end here once the headers are in (None before).
     request_end: int | None = None
+    # Closed by the loop: a readiness event of its socket already selected is stale.
+    ended: bool = False
 
     def add(self, chunk: bytes) -> None:
         """Take bytes read from the socket; find where the request ends once its headers are in."""
@@ -164,7 +173,10 @@ class DrainingThreadWorker(ThreadWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.request_header_timeout = DEFAULT_REQUEST_HEADER_TIMEOUT_SECONDS
+        # Connections kept once their requests have had EVICTABLE_AFTER_SECONDS to arrive; new
+        # ones are always read for that long first, up to twice as many in all.
         self.connection_cap = min(self.cfg.worker_connections, _file_descriptor_cap())
+        self.connection_limit = min(2 * self.cfg.worker_connections, _file_descriptor_cap())
         # gthread's loop stops polling the listeners at worker_connections, which leaves a
         # flood in the listen queue; this worker keeps accepting and decides itself.
         self.worker_connections = sys.maxsize
@@ -197,18 +209,26 @@ class DrainingThreadWorker(ThreadWorker):
             if error.errno in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 return False
             raise
-        if self.nr_conns >= self.connection_cap and not self._make_room():
+        if self.nr_conns >= self.connection_limit and not self._make_room(young_too=True):
             self._send_and_close(client, OVERLOADED_RESPONSE)
             self._intake_counts["refused"] += 1
             return True
         self.nr_conns += 1
         self.enqueue_req(TConn(self.cfg, client, address, listener.getsockname()))
+        self._keep_to_the_cap()
         return True
 
-    def _make_room(self) -> bool:
-        """Close the oldest connection still sending its request, else the oldest idle kept-alive
-        one; False when every connection is being served."""
-        if self._intakes:
+    def _keep_to_the_cap(self) -> None:
+        """Above WORKER_CONNECTIONS, close connections that can give way (see _make_room)."""
+        while self.nr_conns > self.connection_cap and self._make_room():
+            pass
+
+    def _make_room(self, *, young_too: bool = False) -> bool:
+        """Close the oldest connection that has been sending its request for more than
+        EVICTABLE_AFTER_SECONDS (any, when ``young_too``), else the oldest idle kept-alive one;
+        False when there is none to close."""
+        oldest_evictable = time.monotonic() + self.request_header_timeout - EVICTABLE_AFTER_SECONDS
+        if self._intakes and (young_too or self._intakes[0].deadline <= oldest_evictable):
             intake = self._intakes.popleft()
             self._end_intake(intake, OVERLOADED_RESPONSE)
             self._intake_counts["evicted"] += 1
@@ -252,11 +272,15 @@ class DrainingThreadWorker(ThreadWorker):
 
     def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
         """A kept-alive connection's next request has begun: read it in the loop."""
+        if conn not in self.keepalived_conns:  # closed by an earlier callback of this loop turn
+            return
         self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
         self.enqueue_req(conn)
 
     def _on_readable(self, intake: _Intake, sock: socket.socket) -> None:
+        if intake.ended:  # closed by an earlier callback of the same loop turn
+            return
         try:
             chunk = sock.recv(RECV_BYTES)
         except (BlockingIOError, InterruptedError):
@@ -302,10 +326,12 @@ class DrainingThreadWorker(ThreadWorker):
             intake = self._intakes.popleft()
             self._end_intake(intake, REQUEST_TIMEOUT_RESPONSE if intake.data else None)
             self._intake_counts["timed_out"] += 1
+        self._keep_to_the_cap()
         self._log_intake_counts(now)
 
     def _end_intake(self, intake: _Intake, response: bytes | None) -> None:
         """Close a connection whose request never came whole, with ``response`` if any."""
+        intake.ended = True
         self._forget(intake.conn)
         self.nr_conns -= 1
         if response is None:
@@ -319,11 +345,18 @@ class DrainingThreadWorker(ThreadWorker):
 
     @staticmethod
     def _send_and_close(sock: socket.socket, response: bytes) -> None:
-        """Send a short response without blocking (it fits the socket's buffer), then close."""
+        """Send a short response without blocking (it fits the socket's buffer) and close.
+
+        What the client sent and nobody read is read first: closing a socket with unread bytes
+        makes the kernel reset the connection, and a client's stack may then drop the answer.
+        """
         try:
             sock.setblocking(False)
             sock.send(response)
             sock.shutdown(socket.SHUT_WR)
+            for _ in range(UNREAD_DRAIN_READS):
+                if not sock.recv(RECV_BYTES):
+                    break
         except OSError:
             pass
         finally:
