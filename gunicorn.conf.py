@@ -79,6 +79,7 @@ def post_worker_init(worker: Worker) -> None:
             stop_serving=lambda: worker.handle_exit(signal.SIGTERM, None),
             refuse_keep_alive=lambda: worker.cfg.set("keepalive", 0),
             master_listening=lambda: lifecycle.master_holds_listeners(worker.ppid, worker.sockets),
+            serving=lambda: bool(worker.alive),
         ),
     )
 

@@ -57,6 +57,7 @@ class ServerControl:
     stop_serving: Callable[[], None]  # leave the request loop gracefully (gunicorn's SIGTERM)
     refuse_keep_alive: Callable[[], None]  # every response from now on closes its connection
     master_listening: Callable[[], bool]  # the master holds the listeners: a reload, not a stop
+    serving: Callable[[], bool]  # the worker is still in its request loop
 
 
 def start_worker(
@@ -123,7 +124,9 @@ def _serve_as_lame_duck(app: Flask, server: ServerControl) -> None:
     began = shutdown.began_at or time.monotonic()
     limit = svc.settings.shutdown_lame_duck_seconds
     activity = shutdown.activity
-    if limit <= 0:
+    if not server.serving():  # e.g. a SIGTERM while it booted: gunicorn's handler ended the loop
+        ended_by = "not serving"
+    elif limit <= 0:
         ended_by = "disabled"
     elif began - activity.last_readiness_probe_at > limit:
         ended_by = "no readiness probes"
@@ -142,7 +145,8 @@ def _serve_as_lame_duck(app: Flask, server: ServerControl) -> None:
             time.sleep(LAME_DUCK_POLL_SECONDS)
     shutdown.lame_duck_seconds = round(time.monotonic() - began, 3)
     shutdown.lame_duck_ended_by = ended_by
-    server.stop_serving()
+    if ended_by != "not serving":
+        server.stop_serving()
 
 
 def master_holds_listeners(master_pid: int, listeners: Iterable[Any]) -> bool:

@@ -30,6 +30,7 @@ class RecordingServer:
     """What the lifecycle asked of the HTTP server, and when."""
 
     master_listens: bool = False
+    serving: bool = True
     stopped_at: float | None = None
     keep_alive_refused: bool = False
     stopped: threading.Event = dataclasses.field(default_factory=threading.Event)
@@ -43,6 +44,7 @@ class RecordingServer:
             stop_serving=stop,
             refuse_keep_alive=lambda: setattr(self, "keep_alive_refused", True),
             master_listening=lambda: self.master_listens,
+            serving=lambda: self.serving,
         )
 
 
@@ -193,3 +195,15 @@ def test_a_master_is_seen_holding_our_listener_only_when_it_does():
         assert not lifecycle.master_holds_listeners(2**22 + 1, [listener])  # no such process
     finally:
         listener.close()
+
+
+def test_a_worker_that_left_its_loop_already_is_not_asked_to_again(app):
+    # A SIGTERM while the worker booted reaches gunicorn's own handler, which ends the loop
+    # (and closes the listeners) before the lame duck starts: nothing is left to do.
+    server = RecordingServer(serving=False)
+    probed(app)
+    thread = lame_duck(app, server)
+    lifecycle.begin_shutdown(app, reason="test")
+    thread.join(5)
+    assert not thread.is_alive() and server.stopped_at is None
+    assert app.extensions[EXTENSION_KEY].shutdown.lame_duck_ended_by == "not serving"
