@@ -116,32 +116,14 @@ def sentinel_target(url: str) -> SentinelTarget | None:
     return SentinelTarget(tuple(sentinels), match["service"], int(match["db"] or 0), password)
 
 
-def _integer(low: int, high: int) -> Callable[[str, str], int]:
-    accepted = f"an integer from {low} to {high}, in digits 0-9"
+def _number(pattern: re.Pattern[str], convert: type, accepted: str) -> Callable[[str, str], Any]:
+    """A reader of a number written as ``pattern`` matches (its bounds are the check's)."""
 
-    def parse(variable: str, raw: str) -> int:
+    def parse(variable: str, raw: str) -> Any:
         text = raw.strip()
-        if not _ASCII_INTEGER.fullmatch(text):
+        if not pattern.fullmatch(text):
             raise ConfigError(f"{variable}={raw!r} is not valid: expected {accepted}")
-        value = int(text)
-        if not low <= value <= high:
-            raise ConfigError(f"{variable}={raw!r} is out of range: expected {accepted}")
-        return value
-
-    return parse
-
-
-def _seconds(low: float, high: float) -> Callable[[str, str], float]:
-    accepted = f"a number of seconds from {low:g} to {high:g}, such as 2 or 0.5"
-
-    def parse(variable: str, raw: str) -> float:
-        text = raw.strip()
-        if not _ASCII_SECONDS.fullmatch(text):
-            raise ConfigError(f"{variable}={raw!r} is not valid: expected {accepted}")
-        value = float(text)
-        if not low <= value <= high:
-            raise ConfigError(f"{variable}={raw!r} is out of range: expected {accepted}")
-        return value
+        return convert(text)
 
     return parse
 
@@ -258,9 +240,12 @@ def _setting(
     return field(default=default, metadata=metadata, repr=not secret)
 
 
-def _bounded(low: float, high: float, value_kind: str) -> Callable[[str, Any], None]:
-    accepted = f"{value_kind} from {low:g} to {high:g}"
+def _shown(value: Any) -> str:
+    """A number as the README and the messages write it: 0.5, 3600, 315360000."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
+
+def _bounded(low: float, high: float, accepted: str) -> Callable[[str, Any], None]:
     def check(variable: str, value: Any) -> None:
         if not low <= value <= high:
             raise ConfigError(f"{variable}={value!r} is out of range: expected {accepted}")
@@ -272,28 +257,39 @@ def _integer_setting(
     variable: str, default: int, low: int, high: int, meaning: str, note: str = "", **kw: Any
 ) -> Any:
     """An integer setting bounded by ``low`` and ``high`` (both included)."""
-    return _setting(
-        variable,
-        default,
-        _integer(low, high),
-        f"{low} to {high}{note}",
-        meaning,
-        check=_bounded(low, high, "an integer"),
-        **kw,
-    )
+    accepted = f"an integer from {low} to {high}, in digits 0-9"
+    reader = _number(_ASCII_INTEGER, int, accepted)
+    return _bounded_setting(variable, default, low, high, reader, accepted, meaning, note, **kw)
 
 
 def _seconds_setting(
     variable: str, default: float, low: float, high: float, meaning: str, note: str = ""
 ) -> Any:
     """A duration in seconds bounded by ``low`` and ``high`` (both included)."""
+    accepted = f"a number of seconds from {low:g} to {high:g}, such as 2 or 0.5"
+    reader = _number(_ASCII_SECONDS, float, accepted)
+    return _bounded_setting(variable, default, low, high, reader, accepted, meaning, note)
+
+
+def _bounded_setting(
+    variable: str,
+    default: Any,
+    low: float,
+    high: float,
+    reader: Callable[[str, str], Any],
+    accepted: str,
+    meaning: str,
+    note: str,
+    **kw: Any,
+) -> Any:
     return _setting(
         variable,
         default,
-        _seconds(low, high),
-        f"{low:g} to {high:g}{note}",
+        reader,
+        f"{_shown(low)} to {_shown(high)}{note}",
         meaning,
-        check=_bounded(low, high, "a number of seconds"),
+        check=_bounded(low, high, accepted),
+        **kw,
     )
 
 
@@ -585,10 +581,6 @@ def configuration_table() -> str:
             f"| `{declared.variable}` | {default} | {declared.accepted} | {declared.meaning} |"
         )
     return "\n".join(rows)
-
-
-def _shown(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 #: The environment variables the service reads, in the order the README lists them.

@@ -20,15 +20,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.correlation import current_ids
-from app.jobs.errors import (
-    IdempotencyConflictError,
-    JobError,
-    JobExpiredError,
-    JobFinishedError,
-    JobNotFoundError,
-    JobStoreUnavailableError,
-    ShuttingDownError,
-)
+from app.jobs import errors as jobs
 from app.resilience import DependencyUnavailableError
 from app.slates.repository import SlateStoreUnavailableError
 
@@ -136,23 +128,23 @@ class ShuttingDown(ApiError):
 # What each dependency is to a client, in an answer that says it is not taking calls.
 _DEPENDENCY_NAMES = {"redis": "the job store", "neo4j": "the slate store"}
 # Errors of the layers below that a client may cause or meet, and the error they answer as.
-DOMAIN_ERRORS = (JobError, DependencyUnavailableError, SlateStoreUnavailableError)
+DOMAIN_ERRORS = (jobs.JobError, DependencyUnavailableError, SlateStoreUnavailableError)
 
 
 def api_error(error: Exception) -> ApiError:
     """The answer a client gets for an error of the layers below (see DOMAIN_ERRORS)."""
     message = str(error)
-    if isinstance(error, JobNotFoundError):
+    if isinstance(error, jobs.JobNotFoundError):
         return JobNotFound(message)
-    if isinstance(error, JobExpiredError):
+    if isinstance(error, jobs.JobExpiredError):
         return JobExpired(error.job_id)
-    if isinstance(error, IdempotencyConflictError):
+    if isinstance(error, jobs.IdempotencyConflictError):
         return IdempotencyConflict(message, field="Idempotency-Key")
-    if isinstance(error, JobFinishedError):
+    if isinstance(error, jobs.JobFinishedError):
         return JobFinished(message)
-    if isinstance(error, ShuttingDownError):
+    if isinstance(error, jobs.ShuttingDownError):
         return ShuttingDown(message)
-    if isinstance(error, JobStoreUnavailableError):
+    if isinstance(error, jobs.JobStoreUnavailableError):
         return StoreUnavailable(message)
     if isinstance(error, DependencyUnavailableError):
         name = _DEPENDENCY_NAMES.get(error.dependency, error.dependency)

@@ -126,14 +126,19 @@ def store(redis_client: redis.Redis) -> JobStore:
     return JobStore(redis_client, ttl_seconds=3600)
 
 
-@pytest.fixture
-def app(settings: Settings, redis_client: redis.Redis) -> Iterator[Flask]:
-    """The app built by the factory with test settings."""
+def _app_for_a_test(settings: Settings) -> Iterator[Flask]:
+    """The app the factory builds from ``settings``, for one test; its clients closed after."""
     application = create_app(settings)
     application.config["TESTING"] = True
     flush_logs()  # the start-up lines are written before the test's own output begins
     yield application
     application.extensions[EXTENSION_KEY].close()
+
+
+@pytest.fixture
+def app(settings: Settings, redis_client: redis.Redis) -> Iterator[Flask]:
+    """The app built by the factory with test settings."""
+    yield from _app_for_a_test(settings)
 
 
 @pytest.fixture
@@ -167,7 +172,7 @@ def fake_app(fake_redis: fakeredis.FakeRedis, tmp_path, monkeypatch) -> Iterator
         lambda settings, **_: fakeredis.FakeRedis(server=server, decode_responses=True),
     )
     nowhere = free_port()
-    application = create_app(
+    yield from _app_for_a_test(
         Settings(
             redis_url=f"redis://127.0.0.1:{nowhere}/0",
             neo4j_uri=f"bolt://127.0.0.1:{nowhere}",
@@ -176,9 +181,6 @@ def fake_app(fake_redis: fakeredis.FakeRedis, tmp_path, monkeypatch) -> Iterator
             log_file=str(tmp_path / "app.log"),
         )
     )
-    application.config["TESTING"] = True
-    yield application
-    application.extensions[EXTENSION_KEY].close()
 
 
 @pytest.fixture

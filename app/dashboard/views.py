@@ -16,8 +16,8 @@ from typing import Any
 
 from app.errors import DOMAIN_ERRORS, ValidationFailed, api_error
 from app.health.checks import readiness_status
-from app.inputs import echoed
 from app.jobs.job import CANCELLED_ERROR_CODE, Job, JobState
+from app.jobs.validation import reject_unknown
 from app.services import Services
 from app.timestamps import iso_utc
 
@@ -102,13 +102,7 @@ class Sort:
 
 def parse_job_page_query(args: Mapping[str, str]) -> tuple[Sort, str | None]:
     """``sort``, ``order`` and ``notice`` of a job page, each checked."""
-    for name in args:
-        if name not in JOB_PAGE_PARAMETERS:
-            raise ValidationFailed(
-                f"unknown query parameter {echoed(name)!r}: accepted are "
-                f"{', '.join(JOB_PAGE_PARAMETERS)}",
-                field=echoed(name),
-            )
+    reject_unknown(args, JOB_PAGE_PARAMETERS, "query parameter")
     key = args.get("sort", DEFAULT_SORT)
     if key not in SORT_FIELDS:
         raise ValidationFailed(f"sort must be one of {', '.join(SORT_FIELDS)}", field="sort")

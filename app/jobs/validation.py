@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ulid import ULID
@@ -24,6 +25,8 @@ MAX_SEED = 2**63 - 1
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
+# The query parameters of a job listing.
+LIST_PARAMETERS = ("state", "limit", "cursor")
 _CURSOR_PREFIX = "v1:"
 
 
@@ -54,15 +57,19 @@ def _integer(body: dict[str, Any], name: str, low: int, high: int) -> int:
     return value
 
 
-def parse_submission(body: dict[str, Any], *, max_scenarios: int) -> dict[str, Any]:
-    """Validate a job submission; return its fields (``seed`` only when the client sent it)."""
-    for name in body:
-        if name not in SUBMISSION_FIELDS:
+def reject_unknown(names: Iterable[str], accepted: Sequence[str], what: str) -> None:
+    """Refuse the first of ``names`` that is not ``accepted``, naming it and the accepted."""
+    for name in names:
+        if name not in accepted:
             raise ValidationFailed(
-                f"unknown field {echoed(name)!r}: accepted fields are "
-                f"{', '.join(SUBMISSION_FIELDS)}",
+                f"unknown {what} {echoed(name)!r}: accepted are {', '.join(accepted)}",
                 field=echoed(name),
             )
+
+
+def parse_submission(body: dict[str, Any], *, max_scenarios: int) -> dict[str, Any]:
+    """Validate a job submission; return its fields (``seed`` only when the client sent it)."""
+    reject_unknown(body, SUBMISSION_FIELDS, "field")
     for name in ("slate_id", "scenario_count"):
         if name not in body:
             raise ValidationFailed(f"{name} is required", field=name)
@@ -115,12 +122,7 @@ def parse_job_id_text(text: str) -> ULID:
 
 def parse_list_query(args: dict[str, str]) -> tuple[JobState | None, int, str | None]:
     """Validate ``state``, ``limit`` and ``cursor`` of a job listing."""
-    for name in args:
-        if name not in ("state", "limit", "cursor"):
-            raise ValidationFailed(
-                f"unknown query parameter {echoed(name)!r}: accepted are state, limit, cursor",
-                field=echoed(name),
-            )
+    reject_unknown(args, LIST_PARAMETERS, "query parameter")
     state = None
     if "state" in args:
         names = [s.value for s in LISTABLE_STATES]
