@@ -2,6 +2,9 @@
 
 A bad value stops the service at start-up with a message that names the variable and the
 accepted values, instead of failing later on the first request that needs it.
+
+Longer than our other modules on purpose: every setting is declared here once, with all that is
+said about it (the README's table is generated from it), and the declarations are most of it.
 """
 
 from __future__ import annotations

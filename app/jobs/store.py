@@ -1,5 +1,8 @@
 """The job store: every transition of a job's state, and the reads of the queue.
 
+One class for every transition: they share the client, the scripts and the replica
+acknowledgement (``_confirmed``), which is why it runs a little past 400 lines.
+
 Each transition is one Lua script (``app/jobs/lua/``), so it is atomic (no reader ever sees
 ``complete`` without its result) and costs one round trip. Every time comes from Redis's own
 clock (``TIME`` inside the script), so clock skew between containers can neither recover a live

@@ -1,5 +1,8 @@
 """The slate store: every Cypher query of the service, and the only code that talks to Neo4j.
 
+About 400 lines on purpose: the one owner of Cypher keeps every query and the deadline around
+it together.
+
 Queries are module constants; every input reaches them as a query parameter, never as text.
 Reads are auto-commit READ queries (the driver does not retry them) bounded on the client side:
 each runs in a thread of its own and its caller waits at most DEPENDENCY_TIMEOUT_SECONDS; past

@@ -1,6 +1,7 @@
 """Monte Carlo simulation of a slate: correlated fantasy points for every player, summarised.
 
-Pure: numpy and the standard library only, no I/O, so it is the easiest code to test.
+Pure: numpy and the standard library only, no I/O, so it is the easiest code to test. One
+module for the model, its chunked pipeline and its summaries: they change together.
 
 Model. A player's points in one scenario are
     max(0, projection + stddev * (sqrt(GAME_WEIGHT) g + sqrt(TEAM_WEIGHT) t + sqrt(rest) e))
