@@ -56,7 +56,11 @@ class Services:
         return iso_utc(self.started_at)
 
     def close(self) -> None:
-        """Close every client this process opened; called when the process ends."""
+        """Close every client this process opened; called when the process ends.
+
+        The runner's threads end first: none may be mid-command when the pool closes.
+        """
+        self.runner.close()
         self.readiness.close()
         self.redis.close()
         self.neo4j.close()

@@ -43,6 +43,8 @@ STORE_RETRY_MIN_SECONDS = 0.2
 STORE_RETRY_MAX_SECONDS = 5.0
 # After a job was deferred (a dependency is down), its thread waits this long before claiming.
 DEFERRED_BACKOFF_SECONDS = 2.0
+# How long closing the process waits for the runner's threads before its clients close.
+CLOSE_JOIN_SECONDS = 2.0
 
 
 # How much nicer than the request threads a job thread runs (Linux thread niceness): on a busy
@@ -205,6 +207,25 @@ class JobRunner:
             self._hand_back_straggler(attempt)
         self._stopped.set()
         return [attempt.job_id for attempt in waiting]
+
+    def close(self, timeout: float = CLOSE_JOIN_SECONDS) -> list[str]:
+        """End every thread of this runner and wait up to ``timeout`` s for them; return the
+        names of those still alive (a job body past its drain runs to its next chunk).
+
+        Called before the process closes its Redis pool: redis-py's pool is not safe to
+        disconnect while another thread takes a connection from it, so no claim, heartbeat
+        or sweep may be in flight when the clients close.
+        """
+        self._stop_claiming.set()
+        self._abandon.set()
+        self._stopped.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [thread.name for thread in self._threads if thread.is_alive()]
+        if alive:
+            logger.warning("runner threads still running at close", extra={"threads": alive})
+        return alive
 
     def _hand_back_straggler(self, attempt: _Attempt) -> None:
         ran = round(time.monotonic() - attempt.started, 3)

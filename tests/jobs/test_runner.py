@@ -65,6 +65,7 @@ def run_with(store: JobStore, settings: Settings) -> Iterator[Callable[..., JobR
     yield start
     for runner in runners:
         runner.drain(0)
+        runner.close()
 
 
 def _record(store: JobStore, job_id: str) -> Job:
@@ -154,6 +155,18 @@ def test_a_long_job_keeps_its_lease_through_heartbeats(
     assert _record(store, job_id).to_dict()["attempts"] == 1
 
 
+def test_close_ends_every_runner_thread_before_the_pool_closes(store, run_with):
+    """Invariant: after close no runner thread is alive, so none can be taking a connection
+    from the pool while it closes (redis-py's pool is not safe against that)."""
+    before = set(threading.enumerate())
+    runner = run_with(lambda params: {"done": True})
+    started = set(threading.enumerate()) - before
+    assert {"job-sweeper", "job-heartbeat", "job-runner-0"} <= {t.name for t in started}
+    runner.drain(0)
+    assert runner.close(timeout=5) == []
+    assert not [thread.name for thread in started if thread.is_alive()]
+
+
 def test_drain_waits_for_a_running_job(store, run_with, submit_to_store):
     job_id = submit_to_store()
     started = threading.Event()
@@ -224,6 +237,7 @@ def test_a_result_finished_during_a_redis_outage_lands_when_redis_is_back(
         assert _record(store, job_id).to_dict()["result"] == {"survived": True}
     finally:
         runner.drain(0)
+        runner.close()
         client.close()
         server.stop()
 
