@@ -24,7 +24,8 @@ REDACTED = "***"
 # Redis URL schemes redis-py understands, and ours for Sentinel; anything else is a typo we
 # catch at start-up.
 SENTINEL_SCHEME = "redis+sentinel"
-REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
+CLUSTER_SCHEME = "redis+cluster"
+REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME, CLUSTER_SCHEME)
 _SENTINEL_PATH = re.compile(r"/(?P<service>[A-Za-z0-9._-]{1,64})(?:/(?P<db>[0-9]{1,2}))?/?")
 _SENTINEL_HOST = re.compile(r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):(?P<port>[0-9]{1,5})")
 # Neo4j URI schemes the official driver accepts.
@@ -94,29 +95,59 @@ class SentinelTarget:
     password: str | None  # the Redis servers' (percent-decoded), not the sentinels'
 
 
+def _credentials_and_rest(url: str, prefix: str) -> tuple[str | None, str]:
+    """A multi-host URL's password (percent-decoded) and what follows the ``@``."""
+    span = _credentials_span(url)
+    if span is None:
+        return None, url[len(prefix) :]
+    return unquote(url[span[0] : span[1]].partition(":")[2]) or None, url[span[1] + 1 :]
+
+
+def _host_list(text: str, what: str) -> tuple[tuple[str, int], ...]:
+    found = []
+    for item in text.split(","):
+        host = _SENTINEL_HOST.fullmatch(item)
+        if not host or not 0 < int(host["port"]) < 65536:
+            raise ValueError(f"expected the {what} as host:port[,host:port...]")
+        found.append((host["host"].strip("[]"), int(host["port"])))
+    return tuple(found)
+
+
 def sentinel_target(url: str) -> SentinelTarget | None:
     """Parse ``redis+sentinel://[:password@]host:port[,host:port...]/<service>[/<db>]``;
     ``None`` for any other URL. Raises ValueError for a malformed sentinel URL."""
     prefix = SENTINEL_SCHEME + "://"
     if not url.startswith(prefix):
         return None
-    rest = url[len(prefix) :]
-    password = None
-    span = _credentials_span(url)
-    if span is not None:
-        password = unquote(url[span[0] : span[1]].partition(":")[2]) or None
-        rest = url[span[1] + 1 :]
+    password, rest = _credentials_and_rest(url, prefix)
     hosts_text, slash, path = rest.partition("/")
     match = _SENTINEL_PATH.fullmatch(slash + path)
     if not match:
         raise ValueError("expected /<service-name>[/<db>] after the sentinels")
-    sentinels = []
-    for item in hosts_text.split(","):
-        host = _SENTINEL_HOST.fullmatch(item)
-        if not host or not 0 < int(host["port"]) < 65536:
-            raise ValueError("expected the sentinels as host:port[,host:port...]")
-        sentinels.append((host["host"].strip("[]"), int(host["port"])))
-    return SentinelTarget(tuple(sentinels), match["service"], int(match["db"] or 0), password)
+    sentinels = _host_list(hosts_text, "sentinels")
+    return SentinelTarget(sentinels, match["service"], int(match["db"] or 0), password)
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    """What a ``redis+cluster://`` URL names: seed nodes (any of the cluster's) and the
+    password of its nodes; a cluster has one database, 0."""
+
+    nodes: tuple[tuple[str, int], ...]
+    password: str | None
+
+
+def cluster_target(url: str) -> ClusterTarget | None:
+    """Parse ``redis+cluster://[:password@]host:port[,host:port...][/0]``; ``None`` for any
+    other URL. Raises ValueError for a malformed cluster URL."""
+    prefix = CLUSTER_SCHEME + "://"
+    if not url.startswith(prefix):
+        return None
+    password, rest = _credentials_and_rest(url, prefix)
+    hosts_text, _, path = rest.partition("/")
+    if path not in ("", "0"):
+        raise ValueError("a cluster has one database, 0: end the URL after the nodes or with /0")
+    return ClusterTarget(_host_list(hosts_text, "seed nodes"), password)
 
 
 def _number(pattern: re.Pattern[str], convert: type, accepted: str) -> Callable[[str, str], Any]:
@@ -142,15 +173,26 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
                 "them, e.g. python3 -c 'import sys, urllib.parse; "
                 "print(urllib.parse.quote(sys.argv[1], safe=\"\"))' 'the-password'"
             )
-        if value.startswith(SENTINEL_SCHEME + "://") and SENTINEL_SCHEME in schemes:
-            try:
-                sentinel_target(value)
-            except ValueError as error:
-                raise ConfigError(
-                    f"{variable}={redact_url(value)!r} is not valid: {error} (a sentinel URL is "
-                    "redis+sentinel://[:password@]host:port[,host:port...]/<service>[/<db>])"
-                ) from None
-            return value
+        multi_host = {
+            SENTINEL_SCHEME: (
+                sentinel_target,
+                "redis+sentinel://[:password@]host:port[,host:port...]/<service>[/<db>]",
+            ),
+            CLUSTER_SCHEME: (
+                cluster_target,
+                "redis+cluster://[:password@]host:port[,host:port...]",
+            ),
+        }
+        for scheme, (target, shape) in multi_host.items():
+            if value.startswith(scheme + "://") and scheme in schemes:
+                try:
+                    target(value)
+                except ValueError as error:
+                    raise ConfigError(
+                        f"{variable}={redact_url(value)!r} is not valid: {error} (a "
+                        f"{scheme.partition('+')[2]} URL is {shape})"
+                    ) from None
+                return value
         try:
             parts = urlsplit(value)
             has_host = bool(parts.hostname) or parts.scheme == "unix"
@@ -308,11 +350,13 @@ class Settings:
         "REDIS_URL",
         "redis://127.0.0.1:6379/0",
         _url(REDIS_SCHEMES),
-        "`redis://`, `rediss://` or `unix://` with a host, or "
-        "`redis+sentinel://[:password@]host:port[,host:port...]/<service>[/<db>]`; a password "
-        "in it percent-encoded",
+        "`redis://`, `rediss://` or `unix://` with a host, "
+        "`redis+sentinel://[:password@]host:port[,host:port...]/<service>[/<db>]`, or "
+        "`redis+cluster://[:password@]host:port[,host:port...]`; a password in it "
+        "percent-encoded",
         "job store; a sentinel URL names the sentinels to ask, the monitored service and the "
-        "database, and its password is the Redis servers' (see *High availability*)",
+        "database, and its password is the Redis servers' (see *High availability*); a cluster "
+        "URL names some of the cluster's nodes (see *Redis Cluster*)",
     )
     redis_sentinel_password: str = _setting(
         "REDIS_SENTINEL_PASSWORD",

@@ -12,11 +12,11 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from app.config import Settings, sentinel_target
-from app.process import connection_name
+from app.config import Settings, cluster_target, sentinel_target
 
 # Connections a worker may hold: job threads, request threads and the sweeper share the pool.
 REDIS_MAX_CONNECTIONS = 32
@@ -27,13 +27,14 @@ REDIS_MAX_CONNECTIONS = 32
 REDIS_RETRIES = 1
 
 
-def create_redis(settings: Settings, *, retries: int = REDIS_RETRIES) -> redis.Redis:
+def create_redis(settings: Settings, *, retries: int = REDIS_RETRIES) -> redis.Redis | RedisCluster:
     """A Redis client whose every call is bounded by DEPENDENCY_TIMEOUT_SECONDS.
 
     With a ``redis+sentinel://`` URL, the client is redis-py's Sentinel-managed one: each new
     connection asks the sentinels where the primary is, and a connection to a primary that
     has been demoted (READONLY) or lost is dropped, so the next call finds the new primary
-    without a restart.
+    without a restart. With ``redis+cluster://``, it is redis-py's cluster client, started
+    from the seed nodes; the store sends its commands node by node (app/jobs/shards.py).
     """
     timeout = settings.dependency_timeout_seconds
     options: dict[str, Any] = {
@@ -42,8 +43,20 @@ def create_redis(settings: Settings, *, retries: int = REDIS_RETRIES) -> redis.R
         "max_connections": REDIS_MAX_CONNECTIONS,
         "retry": Retry(NoBackoff(), retries, supported_errors=(redis.ConnectionError,)),
         "decode_responses": True,
-        "client_name": connection_name(),
+        # RESP2 and no CLIENT SETINFO: a new connection sends its first command at once, with
+        # no handshake to wait for (HELLO 3, SETINFO); so a connection made again while
+        # Redis's replies are held still delivers the command it was made for.
+        "protocol": 2,
+        "driver_info": None,
     }
+    cluster = cluster_target(settings.redis_url)
+    if cluster is not None:
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in cluster.nodes],  # type: ignore[no-untyped-call]
+            password=cluster.password,
+            require_full_coverage=True,
+            **options,
+        )
     target = sentinel_target(settings.redis_url)
     if target is None:
         return redis.Redis.from_url(settings.redis_url, **options)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, cast
 import redis
 from flask import current_app
 from neo4j import Driver
+from redis.cluster import RedisCluster
 
 from app.config import Settings, sentinel_target, url_secrets
 from app.connections import create_redis
@@ -35,7 +36,7 @@ class Services:
     """Clients and services shared by every request and job thread of one process."""
 
     settings: Settings
-    redis: redis.Redis
+    redis: redis.Redis | RedisCluster
     neo4j: Driver
     store: JobStore
     jobs: JobService

@@ -29,12 +29,11 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.config import Settings
-from app.correlation import new_id
 from app.jobs.ids import new_job_id
 from app.jobs.simulation_job import simulation_job
 from app.services import EXTENSION_KEY, Services
 from bench.run import Figure, bench_database, part_main
-from tests.support.results import run_next_job
+from tests.support.results import claim_any, run_next_job
 
 REDIS_DB = 10
 SLATE_ID = "nfl-2026-11-29-main"
@@ -63,8 +62,9 @@ def _complete_job(svc: Services) -> tuple[str, int]:
     svc.store.submit(new_job_id(), params, request_id=None, user_id="bench")
     job_id = run_next_job(svc.store, simulation_job(svc.slates), worker="bench:1")
     job = svc.store.get(job_id)
-    assert job is not None and job.result_json is not None, "the job did not complete"
-    return job_id, len(job.result_json)
+    result = job.result_json() if job is not None else None
+    assert result is not None, "the job did not complete"
+    return job_id, len(result)
 
 
 def _redis_cpu_us(client: redis.Redis, call: Callable[[], object], calls: int) -> float:
@@ -103,9 +103,7 @@ def measure(env: dict[str, str], client: redis.Redis, renders: int, calls: int) 
                 request_id=None,
                 user_id="bench",
             )
-            svc.store.claim_next(
-                new_id(), worker=f"bench:{n % 2}", instance="bench:0", lease_seconds=600
-            )
+            claim_any(svc.store, worker=f"bench:{n % 2}", instance="bench:0", lease_seconds=600)
 
         def readiness() -> None:  # what /ready asks of Redis, through its own checker
             svc.readiness.check(("redis",))

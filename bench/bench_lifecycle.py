@@ -29,7 +29,7 @@ from typing import Any
 import redis
 
 from app.config import Settings
-from app.jobs.keys import LEASES_KEY, job_key
+from app.jobs.keys import job_key, shard_key, shard_of_job
 from bench.run import BARE_CONFIG, Figure, bench_database, empty_redis_db, part_main
 from tests.support.gunicorn import SERVICE_CONFIG, Gunicorn
 from tests.support.waiting import wait_until
@@ -117,7 +117,7 @@ def crash_recovery(env: dict[str, str], workdir: Path, client: redis.Redis) -> d
     try:
         job_id = submit(server)
         wait_for_state(client, job_id, "running", STATE_TIMEOUT_SECONDS)
-        lease_score = client.zscore(LEASES_KEY, job_id)
+        lease_score = client.zscore(shard_key(shard_of_job(job_id), "leases"), job_id)
         assert lease_score is not None, f"job {job_id} is running without a lease"
         lease_deadline = lease_score / 1000
         killed = time.time()

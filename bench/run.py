@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -251,7 +251,7 @@ def empty_redis_db(client: redis.Redis, part: str) -> None:
 def bench_database(part: str, redis_db: int) -> Iterator[tuple[dict[str, str], redis.Redis]]:
     """The service environment on ``redis_db`` and a client of it, emptied before and after."""
     env = service_env(redis_db)
-    client = create_redis(Settings(redis_url=env["REDIS_URL"]))
+    client = cast(redis.Redis, create_redis(Settings(redis_url=env["REDIS_URL"])))
     try:
         empty_redis_db(client, part)
         yield env, client

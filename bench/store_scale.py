@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -64,6 +64,10 @@ class Percentiles:
         return cls(statistics.median(samples), cuts[98])
 
 
+# The shard the latency and memory figures use: every transition runs on one shard's keys.
+SHARD = 0
+
+
 def result_payload() -> str:
     """A complete job's stored result: the football slate at 10k scenarios."""
     return stored_result(
@@ -79,9 +83,11 @@ def transition_latencies(client: redis.Redis, store: JobStore, payload: str) -> 
     client.slowlog_reset()
     for _ in range(ROUNDS):
         started = time.perf_counter()
-        store.submit(new_job_id(), PARAMS, request_id=None, user_id=None)
+        store.submit(new_job_id(shard=SHARD), PARAMS, request_id=None, user_id=None)
         submitted = time.perf_counter()
-        job = store.claim_next(new_id(), worker="bench", instance="bench", lease_seconds=60).job
+        job = store.claim_next(
+            new_id(), shard=SHARD, worker="bench", instance="bench", lease_seconds=60
+        ).job
         claimed = time.perf_counter()
         assert job is not None, "the backlog ran dry"
         store.mark_complete(job.id, job.claim_token, payload, duration_ms=1)
@@ -113,7 +119,7 @@ def measure_scale(notes: list[str]) -> dict[str, Any]:
     raw: dict[str, Any] = {"latency": {}, "memory": {}}
     with tempfile.TemporaryDirectory(prefix="slatesim-bench-scale-") as directory:
         server = RedisServer(Path(directory), persistent=False).start()
-        client = create_redis(Settings(redis_url=server.url))
+        client = cast(redis.Redis, create_redis(Settings(redis_url=server.url)))
         own_cpus = os.sched_getaffinity(0)
         try:
             separate_cores(server.pid, notes)
@@ -153,10 +159,12 @@ def memory_per_job(client: redis.Redis, store: JobStore, payload: str) -> dict[s
 
     The store must be empty: the complete job is the one the claim takes.
     """
-    job_id = new_job_id()
+    job_id = new_job_id(shard=SHARD)
     store.submit(job_id, RESULT_PARAMS, request_id=new_id(), user_id=None)
     record_pending = client.memory_usage(job_key(job_id), samples=0) or 0
-    claimed = store.claim_next(new_id(), worker="bench", instance="bench", lease_seconds=60).job
+    claimed = store.claim_next(
+        new_id(), shard=SHARD, worker="bench", instance="bench", lease_seconds=60
+    ).job
     assert claimed is not None and claimed.id == job_id
     store.mark_complete(job_id, claimed.claim_token, payload, duration_ms=1)
     record_complete = client.memory_usage(job_key(job_id), samples=0) or 0
@@ -168,4 +176,5 @@ def memory_per_job(client: redis.Redis, store: JobStore, payload: str) -> dict[s
         "pending_job_bytes": pending,
         "complete_job_bytes": pending + record_complete - record_pending + result,
         "result_bytes": float(len(payload)),
+        "stored_result_bytes": float(client.strlen(result_key(job_id))),
     }

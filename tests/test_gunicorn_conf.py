@@ -13,10 +13,10 @@ import pytest
 
 from app import lifecycle
 from app import master as master_module
-from app.correlation import new_id
 from app.jobs.ids import new_job_id
 from app.jobs.job import JobState
 from tests.support.gunicorn import REPO_ROOT
+from tests.support.results import claim_any
 from tests.support.secrets import HOSTILE_PASSWORDS, password_pieces
 
 
@@ -112,7 +112,7 @@ def test_masters_sharing_a_host_name_and_pid_hand_back_only_their_own_jobs(
         job_id = new_job_id()
         params = {"slate_id": "s", "scenario_count": 1, "seed": 1}
         store.submit(job_id, params, request_id=None, user_id=None)
-        store.claim_next(new_id(), worker="shared-host:7", instance=instance, lease_seconds=60)
+        claim_any(store, worker="shared-host:7", instance=instance, lease_seconds=60)
         jobs.append(job_id)
     monkeypatch.setattr(master_module, "_master_instance_id", started[0])
     conf.on_exit(master)  # the first master exits

@@ -3,9 +3,13 @@ closing the app's services closes every connection it opened."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import redis
+
 from app import create_app
-from app.process import connection_name
 from app.services import EXTENSION_KEY
+from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 
 
@@ -18,18 +22,18 @@ def test_app_clients_reach_real_redis_and_neo4j(app):
     assert records[0]["one"] == 1
 
 
-def test_closing_the_services_closes_every_redis_connection_the_app_opened(settings, redis_client):
+def test_closing_the_services_closes_every_redis_connection_the_app_opened(settings, tmp_path):
     """Invariant: no pool outlives its app (the readiness checker's own client included)."""
-    name = connection_name()
-
-    def open_connections() -> int:
-        return sum(1 for client in redis_client.client_list() if client["name"] == name)
-
-    before = open_connections()
-    app = create_app(settings)
-    client = app.test_client()
-    assert client.get("/ready").status_code == 200  # the readiness checker's client
-    assert client.get("/jobs?limit=1").status_code == 200  # the store's client
-    assert open_connections() >= before + 2
-    app.extensions[EXTENSION_KEY].close()
-    wait_until(lambda: open_connections() == before, 5, what="the app's connections closed")
+    server = RedisServer(tmp_path / "redis", persistent=False).start()  # counts this app alone
+    observer = redis.Redis.from_url(server.url)
+    try:
+        app = create_app(dataclasses.replace(settings, redis_url=server.url))
+        client = app.test_client()
+        assert client.get("/ready").status_code == 200  # the readiness checker's client
+        assert client.get("/jobs?limit=1").status_code == 200  # the store's client
+        assert len(observer.client_list()) >= 1 + 2
+        app.extensions[EXTENSION_KEY].close()
+        wait_until(lambda: len(observer.client_list()) == 1, 5, what="the app's connections closed")
+    finally:
+        observer.close()
+        server.stop()

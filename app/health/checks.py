@@ -12,13 +12,15 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
-from app.jobs.keys import QUEUE_DEPTH_KEYS
+from app.jobs.keys import QUEUE_DEPTH_NAMES, SHARDS, shard_key
+from app.jobs.shards import ShardedRedis
 from app.slates.repository import SlateRepository
 from app.timestamps import iso_utc
 
@@ -82,17 +84,20 @@ class NamedCommands:
         return dict(zip(self._names, self._pipe.execute(), strict=True))
 
 
-def replication(info: Mapping[str, Any], required: int) -> dict[str, Any]:
-    """/ready's replication block from ``INFO replication``: the role of the server in use, an
-    identity of the primary that holds no address (the first characters of its replication ID,
-    new after each failover), connected replicas, and whether they meet ``required``."""
-    connected = int(info.get("connected_slaves", 0))
+def replication(infos: Sequence[Mapping[str, Any]], required: int) -> dict[str, Any]:
+    """/ready's replication block from each primary's ``INFO replication``: the role of the
+    server in use, an identity of the (first) primary that holds no address (the first
+    characters of its replication ID, new after each failover), the fewest replicas connected
+    to any primary, whether that meets ``required``, and how many primaries there are."""
+    connected = min(int(info.get("connected_slaves", 0)) for info in infos)
+    roles = {"primary" if info.get("role") == "master" else "replica" for info in infos}
     return {
-        "role": "primary" if info.get("role") == "master" else "replica",
-        "primary_id": str(info.get("master_replid", ""))[:12],
+        "role": "primary" if roles == {"primary"} else "replica",
+        "primary_id": str(infos[0].get("master_replid", ""))[:12],
         "replicas_connected": connected,
         "replicas_required": required,
         "met": connected >= required,
+        "primaries": len(infos),
     }
 
 
@@ -139,7 +144,7 @@ class ReadinessChecker:
 
     def __init__(
         self,
-        redis_client: redis.Redis,
+        redis_client: redis.Redis | RedisCluster,
         slates: SlateRepository,
         *,
         timeout_seconds: float,
@@ -152,6 +157,7 @@ class ReadinessChecker:
         Redis, no WAIT)."""
         self._replicas_required = replicas_required
         self._redis = redis_client
+        self._shards = ShardedRedis(redis_client, ())
         self._slates = slates
         self._timeout = timeout_seconds
         self._secrets = secrets
@@ -197,21 +203,37 @@ class ReadinessChecker:
         return timed
 
     def _check_redis(self) -> dict[str, Any]:
-        """One round trip: PING, the queue's counts, and what else /ready shows."""
-        commands = NamedCommands(self._redis)
-        commands.add("ping", "ping")
-        for name, key in QUEUE_DEPTH_KEYS.items():
-            commands.add(name, "zcard", key)
-        if self._replicas_required is not None:
+        """The queue's counts over every shard, one pipeline per primary (which also proves
+        each answers); the replication of each primary and the server's version, when asked."""
+
+        def count(shard: int) -> Callable[[redis.client.Pipeline], None]:
+            def fill(pipe: redis.client.Pipeline) -> None:
+                for name in QUEUE_DEPTH_NAMES.values():
+                    pipe.zcard(shard_key(shard, name))
+
+            return fill
+
+        replies = self._shards.run({shard: count(shard) for shard in SHARDS})
+        queue = {
+            name: sum(replies[shard][i] for shard in SHARDS)
+            for i, name in enumerate(QUEUE_DEPTH_NAMES)
+        }
+        details: dict[str, Any] = {"queue": queue}
+        if self._replicas_required is None and self.versions["redis"] is not None:
+            return details
+        infos = []
+        for node in self._shards.nodes():
+            commands = NamedCommands(node)
             commands.add("replication", "info", "replication")
-        if self.versions["redis"] is None:
-            commands.add("server", "info", "server")
-        replies = commands.execute()
-        if "server" in replies:
-            self.versions["redis"] = replies["server"].get("redis_version")
-        details: dict[str, Any] = {"queue": {name: replies[name] for name in QUEUE_DEPTH_KEYS}}
+            if self.versions["redis"] is None:
+                commands.add("server", "info", "server")
+            infos.append(commands.execute())
+        if "server" in infos[0]:
+            self.versions["redis"] = infos[0]["server"].get("redis_version")
         if self._replicas_required is not None:
-            details["replication"] = replication(replies["replication"], self._replicas_required)
+            details["replication"] = replication(
+                [info["replication"] for info in infos], self._replicas_required
+            )
         return details
 
     def _check_neo4j(self) -> dict[str, Any]:

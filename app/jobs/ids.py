@@ -18,6 +18,8 @@ import time
 
 from ulid import ULID
 
+from app.jobs.keys import SHARD_COUNT
+
 _TAG_BYTES = 4
 _RANDOM_BYTES = 6
 _TAG_PERSON = b"slatesim-job-id"
@@ -54,11 +56,19 @@ class _MonotonicClock:
 _clock = _MonotonicClock()
 
 
-def new_job_id(now_ms: int | None = None) -> str:
-    """Mint a job ID for the current time (or ``now_ms``); IDs of one process sort in mint order."""
-    millis, random = _clock.next(int(time.time() * 1000) if now_ms is None else now_ms)
-    prefix = millis.to_bytes(6, "big") + random.to_bytes(_RANDOM_BYTES, "big")
-    return str(ULID.from_bytes(prefix + _tag(prefix)))
+def new_job_id(now_ms: int | None = None, *, shard: int | None = None) -> str:
+    """Mint a job ID for the current time (or ``now_ms``); IDs of one process sort in mint order.
+
+    With ``shard``, the ID is one of that shard's (app/jobs/keys.py): IDs are minted until one
+    falls there, one in SHARD_COUNT of them, so a few microseconds.
+    """
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    while True:
+        millis, random = _clock.next(now)
+        prefix = millis.to_bytes(6, "big") + random.to_bytes(_RANDOM_BYTES, "big")
+        tag = _tag(prefix)
+        if shard is None or int.from_bytes(tag, "big") % SHARD_COUNT == shard:
+            return str(ULID.from_bytes(prefix + tag))
 
 
 def parse_job_id(text: str) -> ULID:

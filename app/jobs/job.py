@@ -3,6 +3,7 @@ dashboard show): the record's meaning, apart from where and how it is stored."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,10 @@ from app.timestamps import iso_utc
 # The error code of every cancelled job, whichever way the cancel took effect (the store's
 # scripts and the dashboard's page script are given it, never a copy).
 CANCELLED_ERROR_CODE = "cancelled"
+# How results are stored: gzip at level 6, measured on the football slate's 125 KB result
+# (docs/benchmarks.md): about a quarter of the size in about 5 ms, once per job.
+RESULT_GZIP_LEVEL = 6
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 class JobState(str, Enum):
@@ -40,14 +45,25 @@ def _iso(millis: str | None) -> str | None:
     return iso_utc(int(millis) / 1000) if millis else None
 
 
+def compressed_result(result_json: str) -> bytes:
+    """How a result is stored: its JSON as one gzip member (a quarter of its size for the
+    football slate), which a response can carry to a gzip-accepting client as it is."""
+    return gzip.compress(result_json.encode(), compresslevel=RESULT_GZIP_LEVEL, mtime=0)
+
+
+def _gzip_member(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=1, mtime=0)
+
+
 @dataclass(frozen=True)
 class Job:
     """A job record as stored; ``to_dict`` gives its public JSON form."""
 
     id: str
     fields: Mapping[str, str] = field(repr=False)
-    # The stored result document (JSON), when it was read with the record.
-    result_json: str | None = field(default=None, repr=False)
+    # The stored result as Redis holds it (one gzip member; plain JSON from before 0.5), when
+    # it was read with the record.
+    stored_result: bytes | None = field(default=None, repr=False)
 
     @property
     def state(self) -> JobState:
@@ -80,30 +96,58 @@ class Job:
         """The user that created the job, when known."""
         return self.fields.get("user_id") or None
 
-    def _stored_result(self) -> str | None:
-        # Versions before 0.2 kept the result inside the record.
-        return self.result_json or self.fields.get("result") or None
+    def _result_bytes(self) -> tuple[bytes, bool] | None:
+        """The stored result and whether it is gzip; None before the job completes."""
+        stored = self.stored_result or self.fields.get("result", "").encode()  # before 0.2
+        if not stored:
+            return None
+        return stored, stored[:2] == GZIP_MAGIC
+
+    def result_json(self) -> bytes | None:
+        """The result document as JSON bytes; None until the job is complete."""
+        found = self._result_bytes()
+        if found is None:
+            return None
+        stored, packed = found
+        return gzip.decompress(stored) if packed else stored
 
     def result(self) -> dict[str, Any] | None:
         """The stored result document, parsed; None until the job is complete."""
-        stored = self._stored_result()
-        if not stored:
+        document = self.result_json()
+        if document is None:
             return None
-        document: dict[str, Any] = orjson.loads(stored)
-        return document
+        parsed: dict[str, Any] = orjson.loads(document)
+        return parsed
+
+    def _record_around_result(self) -> tuple[bytes, bytes]:
+        """The public record's JSON before and after the place of its result."""
+        body = orjson.dumps(self.to_dict(include_result=False))
+        return body[:-1] + b',"result":', b"}"
 
     def to_json(self) -> bytes:
         """The public record with its result, as JSON bytes.
 
-        The result is written into the document as Redis holds it (JSON the runner wrote),
-        not parsed and serialised again: for a 90 KB result that is most of the work of a
+        The result is written into the document as it is stored (once decompressed), not
+        parsed and serialised again: for a 125 KB result that is most of the work of a
         ``GET /jobs/<id>``.
         """
-        body = orjson.dumps(self.to_dict(include_result=False))
-        result_json = self._stored_result()
-        if not result_json:
-            return body
-        return b"".join((body[:-1], b',"result":', result_json.encode(), b"}"))
+        result = self.result_json()
+        if result is None:
+            return orjson.dumps(self.to_dict(include_result=False))
+        before, after = self._record_around_result()
+        return b"".join((before, result, after))
+
+    def to_gzip(self) -> bytes:
+        """The public record with its result, gzip-compressed: the stored result's gzip member
+        between two small members of the record around it, never decompressed (a gzip stream
+        may hold several members, RFC 1952 2.2; every HTTP client that accepts gzip reads it)."""
+        found = self._result_bytes()
+        if found is None:
+            return _gzip_member(orjson.dumps(self.to_dict(include_result=False)))
+        stored, packed = found
+        before, after = self._record_around_result()
+        middle = stored if packed else _gzip_member(stored)
+        return b"".join((_gzip_member(before), middle, _gzip_member(after)))
 
     def to_dict(self, *, include_result: bool = True) -> dict[str, Any]:
         """The public record, timestamps in ISO 8601 UTC."""
@@ -128,7 +172,7 @@ class Job:
             "request_id": self.request_id,
             "user_id": self.user_id,
         }
-        if include_result and self._stored_result():
+        if include_result and self._result_bytes() is not None:
             record["result"] = self.result()
         if f.get("error_code"):
             record["error"] = {"code": f["error_code"], "message": f.get("error_message", "")}

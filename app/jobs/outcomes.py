@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-import redis
-
 from app.jobs.job import Job
 
 
@@ -129,10 +127,11 @@ class RenewOutcome:
 
 @dataclass(frozen=True)
 class SweepOutcome:
-    """One sweep call: the jobs it recovered, and whether a batch was full (call again)."""
+    """One sweep of some shards: the jobs it recovered, and the shards whose batch was full
+    (sweep them again at once)."""
 
     recovered: list[RecoveryOutcome]
-    more: bool
+    more: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -144,11 +143,3 @@ class NewJob:
     request_id: str | None = None
     user_id: str | None = None
     idempotency: tuple[str, str] | None = None  # (Idempotency-Key, body fingerprint)
-
-
-class ReplicationUnconfirmed(redis.RedisError):
-    """Fewer replicas than REDIS_MIN_REPLICAS confirmed a write (``WAIT``) in time.
-
-    The write may still be on the primary: callers treat it like a lost reply (a submission
-    may exist, a finish is sent again).
-    """

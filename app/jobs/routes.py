@@ -38,9 +38,19 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
 
 @blueprint.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
-    """One job record, with its result once complete."""
-    body = services().jobs.get(parse_job_id_text(job_id)).to_json()
-    return Response(body, mimetype="application/json")
+    """One job record, with its result once complete.
+
+    A client that accepts gzip gets a complete job gzip-encoded: its result as Redis holds it
+    (one gzip member), between two small members of the record, never decompressed.
+    """
+    job = services().jobs.get(parse_job_id_text(job_id))
+    if job.stored_result and request.accept_encodings.quality("gzip") > 0:
+        response = Response(job.to_gzip(), mimetype="application/json")
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = Response(job.to_json(), mimetype="application/json")
+    response.vary.add("Accept-Encoding")
+    return response
 
 
 @blueprint.get("/jobs")

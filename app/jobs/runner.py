@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ import redis
 from app.config import Settings
 from app.correlation import bound_ids, new_id
 from app.jobs.job import CANCELLED_ERROR_CODE, Job
+from app.jobs.keys import SHARD_COUNT
 from app.jobs.outcomes import ClaimOutcome, ClaimStatus, Transition
 from app.jobs.store import JobStore
 from app.jobs.sweeper import Sweeper
@@ -145,6 +147,8 @@ class JobRunner:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._running: dict[str, _Attempt] = {}
+        # The job threads inside a job body now (their idents): close does not wait for them.
+        self._in_job_body: set[int | None] = set()
         self._threads: list[threading.Thread] = []
         self.sweeper = Sweeper(store, settings, stop=self._stop_claiming)
 
@@ -209,8 +213,9 @@ class JobRunner:
         return [attempt.job_id for attempt in waiting]
 
     def close(self, timeout: float = CLOSE_JOIN_SECONDS) -> list[str]:
-        """End every thread of this runner and wait up to ``timeout`` s for them; return the
-        names of those still alive (a job body past its drain runs to its next chunk).
+        """End every thread of this runner and wait up to ``timeout`` s for those outside a
+        job body; return the names of those still alive (a straggler, handed back by the
+        drain, runs on until its process exits: nothing waits for it).
 
         Called before the process closes its Redis pool: redis-py's pool is not safe to
         disconnect while another thread takes a connection from it, so no claim, heartbeat
@@ -221,10 +226,11 @@ class JobRunner:
         self._stopped.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.ident not in self._in_job_body:  # a straggler's body is not waited for
+                thread.join(max(0.0, deadline - time.monotonic()))
         alive = [thread.name for thread in self._threads if thread.is_alive()]
         if alive:
-            logger.warning("runner threads still running at close", extra={"threads": alive})
+            logger.info("runner threads still running at close", extra={"threads": alive})
         return alive
 
     def _hand_back_straggler(self, attempt: _Attempt) -> None:
@@ -245,25 +251,38 @@ class JobRunner:
 
     # --- job threads -------------------------------------------------------------------------
     def _claim_loop(self) -> None:
+        """Claim from the shards in turn: every claim moves on to the next shard, so no shard
+        waits more than one round of SHARD_COUNT claims for this thread (the rotation starts
+        at a random shard in each thread, so threads spread over the shards). After a whole
+        round of empty shards the thread waits, longer each time, before the next round."""
         _lower_this_threads_priority()
         idle = IDLE_POLL_MIN_SECONDS
+        shard = random.randrange(SHARD_COUNT)
+        empty_in_a_row = 0
         while not self._stop_claiming.is_set():
             if not self._ready_to_run():
                 self._stop_claiming.wait(DEFERRED_BACKOFF_SECONDS)
                 continue
-            outcome = self._claim()
+            outcome = self._claim(shard)
             if outcome is None:  # abandoned at the drain deadline
                 return
+            if outcome.status is ClaimStatus.BUSY:  # stale entries dropped: this shard again
+                continue
+            shard = (shard + 1) % SHARD_COUNT
             if outcome.job is not None:
-                idle = IDLE_POLL_MIN_SECONDS
+                idle, empty_in_a_row = IDLE_POLL_MIN_SECONDS, 0
                 if not self._run(outcome.job):
                     self._stop_claiming.wait(DEFERRED_BACKOFF_SECONDS)
-            elif outcome.status is not ClaimStatus.BUSY:  # busy: stale entries dropped, go on
+                continue
+            empty_in_a_row += 1
+            if empty_in_a_row >= SHARD_COUNT:  # a whole round found nothing
+                empty_in_a_row = 0
                 self._stop_claiming.wait(idle)
                 idle = min(idle * 2, IDLE_POLL_MAX_SECONDS)
 
-    def _claim(self) -> ClaimOutcome | None:
-        """One claim under a new token, sent again with that token until Redis answers.
+    def _claim(self, shard: int) -> ClaimOutcome | None:
+        """One claim in ``shard`` under a new token, sent again with that token (to the same
+        shard) until Redis answers.
 
         A claim whose reply was lost may have taken a job: only the same token finds it again.
         Shutdown does not interrupt the retries (a claimed job is run and drained like any
@@ -273,6 +292,7 @@ class JobRunner:
         outcome = self._with_store_retry(
             lambda: self._store.claim_next(
                 token,
+                shard=shard,
                 worker=self.worker_id,
                 instance=self.instance_id,
                 lease_seconds=self._settings.job_lease_seconds,
@@ -289,10 +309,12 @@ class JobRunner:
         with self._lock:
             self._running[attempt.token] = attempt
         reporting = _progress.set(attempt.report)
+        self._in_job_body.add(threading.get_ident())
         try:
             with bound_ids(request_id=job.request_id, user_id=job.user_id, job_id=job.id):
                 return self._execute(job, attempt)
         finally:
+            self._in_job_body.discard(threading.get_ident())
             _progress.reset(reporting)
             with self._lock:
                 self._running.pop(attempt.token, None)

@@ -10,21 +10,20 @@ same for ARGV) in front of the script's body, after ``common.lua``'s shared func
 at the end of ARGV means the script reads a variable tail from ``ARGV[REST]`` on. A call names
 every key and argument (``script(keys={...}, args={...})``) and is refused when a name is
 missing or unknown, so the positional contract between Python and Lua cannot drift. Names
-that mean the same for every script (the shared keys such as ``queue`` or ``leases``, and
-``job_prefix``) are given once, to the constructor, and filled in wherever a script declares
-them.
+that mean the same for every script of a shard (its keys such as ``queue`` or ``leases``, its
+``job_prefix``, the retention) are given with each call, as the shard's mapping, and filled in
+wherever a script declares them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
 import redis
-from redis.commands.core import Script
-from redis.exceptions import NoScriptError
 
 _DECLARATION = re.compile(r"^-- (KEYS|ARGV):(.*)$", re.MULTILINE)
 _REST = "..."
@@ -64,54 +63,40 @@ def _prologue(keys: Sequence[str], args: Sequence[str], rest: bool) -> str:
 
 
 class StoreScript:
-    """One Lua script of the store, registered on a client; call it with named KEYS and ARGV."""
+    """One Lua script of the store; queue it on a pipeline with named KEYS and ARGV."""
 
-    def __init__(self, client: redis.Redis, name: str, shared: Mapping[str, Any]) -> None:
+    def __init__(self, name: str) -> None:
         body = _lua_source(name)
-        self._shared = shared
         self.name = name
         self.keys, self.args, self.takes_rest = _declared(name, body)
-        source = "\n".join(
+        self.source = "\n".join(
             (_lua_source("common"), _prologue(self.keys, self.args, self.takes_rest), body)
         )
-        self._script: Script = client.register_script(source)
-
-    @property
-    def sha(self) -> str:
-        """The SHA1 of the script's source, as EVALSHA names it."""
-        return str(self._script.sha)
-
-    def __call__(
-        self, keys: Mapping[str, str], args: Mapping[str, Any], rest: Sequence[Any] = ()
-    ) -> Any:
-        """Run the script (EVALSHA, loading it on a NOSCRIPT answer) and return its reply."""
-        ordered_keys, ordered_args = self._ordered(keys, args, rest)
-        return self._script(keys=ordered_keys, args=ordered_args)
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
     def queue(
         self,
         pipe: redis.client.Pipeline,
+        shared: Mapping[str, Any],
         keys: Mapping[str, str],
         args: Mapping[str, Any],
         rest: Sequence[Any] = (),
     ) -> None:
-        """Queue a plain EVALSHA on ``pipe``; run the pipe with :func:`execute_with_scripts`.
-
-        redis-py's own pipelined scripts send SCRIPT EXISTS before every execute, a second
-        round trip; a plain EVALSHA is one, and a NOSCRIPT answer is handled by the caller.
-        """
-        ordered_keys, ordered_args = self._ordered(keys, args, rest)
+        """Queue a plain EVALSHA on ``pipe``; ``shared`` fills in the names every script of a
+        shard means the same by (its queue, its job prefix, the retention...). The pipeline's
+        runner loads the script where Redis answers NOSCRIPT (app/jobs/shards.py)."""
+        ordered_keys, ordered_args = self._ordered(shared, keys, args, rest)
         pipe.evalsha(self.sha, len(ordered_keys), *ordered_keys, *ordered_args)
 
-    def load(self, client: redis.Redis) -> None:
-        """Load the script into Redis (after a restart flushed its script cache)."""
-        client.script_load(self._script.script)
-
     def _ordered(
-        self, keys: Mapping[str, str], args: Mapping[str, Any], rest: Sequence[Any]
+        self,
+        shared: Mapping[str, Any],
+        keys: Mapping[str, str],
+        args: Mapping[str, Any],
+        rest: Sequence[Any],
     ) -> tuple[list[str], list[Any]]:
-        keys = {**{k: self._shared[k] for k in self.keys if k in self._shared}, **keys}
-        args = {**{a: self._shared[a] for a in self.args if a in self._shared}, **args}
+        keys = {**{k: shared[k] for k in self.keys if k in shared}, **keys}
+        args = {**{a: shared[a] for a in self.args if a in shared}, **args}
         if set(keys) != set(self.keys) or set(args) != set(self.args):
             raise TypeError(
                 f"{self.name}.lua takes KEYS {self.keys} and ARGV {self.args}, "
@@ -120,28 +105,3 @@ class StoreScript:
         if rest and not self.takes_rest:
             raise TypeError(f"{self.name}.lua takes no variable ARGV tail")
         return [keys[name] for name in self.keys], [*(args[name] for name in self.args), *rest]
-
-
-def execute_with_scripts(
-    client: redis.Redis,
-    scripts: Sequence[StoreScript],
-    fill: Callable[[redis.client.Pipeline], None],
-) -> list[Any]:
-    """Run the commands ``fill`` queues in one round trip; their replies, in order.
-
-    When Redis does not know a script (a restart flushed its cache), the scripts are loaded
-    and the whole pipeline is sent once more: every store script is safe to send again.
-    """
-    for attempt in range(2):
-        pipe = client.pipeline(transaction=False)
-        fill(pipe)
-        replies = pipe.execute(raise_on_error=False)
-        if attempt == 0 and any(isinstance(reply, NoScriptError) for reply in replies):
-            for script in scripts:
-                script.load(client)
-            continue
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies
-    raise AssertionError("unreachable")

@@ -24,6 +24,7 @@ from app.jobs.errors import (
 )
 from app.jobs.ids import new_job_id, was_issued_here
 from app.jobs.job import Job, JobState
+from app.jobs.keys import submission_shard
 from app.jobs.outcomes import CancelStatus, Overview, SubmitStatus
 from app.jobs.store import JobStore
 from app.jobs.validation import MAX_SEED, encode_cursor, fingerprint
@@ -95,7 +96,7 @@ class JobService:
         # A seed needs to be unpredictable to nobody: the stdlib generator, reseeded per fork.
         params = {"seed": random.randint(0, MAX_SEED), **submission}
         idempotency = (idempotency_key, fingerprint(submission)) if idempotency_key else None
-        job_id = new_job_id()
+        job_id = new_job_id(shard=submission_shard(user_id, idempotency_key))
         outcome = self._store_call(
             lambda: self.store.submit(
                 job_id, params, request_id=request_id, user_id=user_id, idempotency=idempotency

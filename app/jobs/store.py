@@ -1,22 +1,24 @@
-"""The job store: every transition of a job's state, and the reads of the queue.
+"""The job store: every transition of a job's state, and the reads of the queue, over shards.
 
-One class for every transition: they share the client, the scripts and the replica
-acknowledgement (``_confirmed``), which is why it runs a little past 400 lines.
-
-Each transition is one Lua script (``app/jobs/lua/``), so it is atomic (no reader ever sees
-``complete`` without its result) and costs one round trip. Every time comes from Redis's own
-clock (``TIME`` inside the script), so clock skew between containers can neither recover a live
-job nor keep a dead one.
+Each transition is one Lua script (``app/jobs/lua/``) on the job's shard, so it is atomic (no
+reader ever sees ``complete`` without its result) and costs one round trip, on a single Redis
+as on a cluster (app/jobs/keys.py, app/jobs/shards.py). Every time comes from Redis's own clock
+(``TIME`` inside the script), so clock skew between containers can neither recover a live job
+nor keep a dead one.
 
 Every script is safe to send twice. redis-py re-sends a command once when its connection drops
-or its reply does not come within the timeout, and by then Redis may have run it: a re-sent
-submit finds its job and returns it (``resent``); a re-sent claim finds the job its token took;
-a re-sent finish or release finds its own token stored (``already_applied``). Attempts are
-fenced by a claim token the caller draws for each claim, never by a counter, so no interleaving
-can reuse one.
+or its reply does not come within the timeout, and by then Redis may have run it; a cluster's
+redirections send a shard's commands again: a re-sent submit finds its job and returns it
+(``resent``); a re-sent claim finds the job its token took; a re-sent finish or release finds
+its own token stored (``already_applied``). Attempts are fenced by a claim token the caller
+draws for each claim, never by a counter, so no interleaving can reuse one.
 
-Every key is named in ``app/jobs/keys.py``; the record and its public JSON form are
+Reads across shards (a page of the job list, the counts, the overview) send one pipeline per
+node. Every key is named in ``app/jobs/keys.py``; the record and its public JSON form are
 ``app/jobs/job.py``'s, what a transition returns ``app/jobs/outcomes.py``'s.
+
+One class for every transition: they share the shards' client, the scripts and the replica
+acknowledgement, which is why it runs past 400 lines.
 
 Retention: a pending or running job is kept JOB_TTL_SECONDS after it was submitted or last
 claimed; a finished job JOB_TTL_SECONDS after it finished. Redis deletes the keys itself.
@@ -28,30 +30,37 @@ handed back the job. ``lost_attempts`` counts attempts whose worker vanished (le
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 from app.config import Settings
-from app.jobs.job import CANCELLED_ERROR_CODE, LISTABLE_STATES, Job, JobState, record_fields
+from app.jobs.job import (
+    CANCELLED_ERROR_CODE,
+    LISTABLE_STATES,
+    Job,
+    JobState,
+    compressed_result,
+    record_fields,
+)
 from app.jobs.keys import (
-    ALL_INDEX_KEY,
-    EXPIRY_KEY,
-    FINISHED_KEY_PREFIX,
-    JOB_KEY_PREFIX,
-    LEASES_KEY,
-    LEGACY_QUEUE_KEY,
-    QUEUE_DEPTH_KEYS,
-    QUEUE_KEY,
+    FLEET_SHARD,
+    QUEUE_DEPTH_NAMES,
+    SHARDS,
     claim_key,
-    finished_counts_key,
     handback_key,
+    idempotency_digest,
     idempotency_key,
-    index_key,
+    index_name,
     job_key,
+    job_prefix,
     result_key,
+    shard_key,
+    shard_of_job,
     staged_result_key,
+    submission_shard,
 )
 from app.jobs.outcomes import (
     CancelOutcome,
@@ -62,21 +71,21 @@ from app.jobs.outcomes import (
     Overview,
     RecoveryOutcome,
     RenewOutcome,
-    ReplicationUnconfirmed,
     SubmitOutcome,
     SubmitStatus,
     SweepOutcome,
     Transition,
 )
-from app.jobs.scripts import StoreScript, execute_with_scripts
+from app.jobs.scripts import StoreScript
+from app.jobs.shards import ShardedRedis
 
 # An idle hash of finished counts outlives the hour the overview sums.
 FINISHED_COUNTS_KEEP_MS = 7_200_000
 FINISHED_WINDOW_MINUTES = 60
-# Jobs examined per sweep call, for each of its three tasks: bounds the time one script holds
-# Redis (well under 10 ms at a million queued jobs).
+# Jobs examined per sweep call, for each of its tasks: bounds the time one script holds Redis
+# (well under 10 ms at a million queued jobs).
 SWEEP_BATCH = 200
-# Entries of expired jobs a claim drops before it returns `busy` (and is called again at once).
+# Entries of expired or cancelled jobs a claim goes through before it returns `busy`.
 CLAIM_SKIP_LIMIT = 50
 # A claim token remembers its job this many leases: long enough for any re-send of the claim.
 CLAIM_MEMORY_FACTOR = 10
@@ -84,69 +93,108 @@ CLAIM_MEMORY_FACTOR = 10
 HANDBACK_MEMORY_MS = 3_600_000
 # A staged result that no finish script took (its connection dropped in between) expires.
 STAGED_RESULT_MS = 3_600_000
-# Running jobs whose worker the overview reads: enough for any fleet the overview lists.
+# Running jobs whose worker the overview reads per shard: enough for any fleet it lists.
 OVERVIEW_WORKER_LIMIT = 1000
 WORKER_LOST_MESSAGE = "the worker running this job vanished on every attempt"
 # A job asked to stop while it ran, back in the queue before its attempt saw the request.
 CANCELLED_AT_CLAIM_MESSAGE = "cancelled by request; it was not run again and stored no result"
+SCRIPT_NAMES = (
+    "submit",
+    "claim",
+    "renew",
+    "finish",
+    "release",
+    "sweep",
+    "release_instance",
+    "cancel",
+    "overview",
+    "lead",
+)
 
 
 class JobStore:
     """Every read and write of jobs in Redis. Thread-safe: share one per process.
 
+    ``client`` is a Redis client (a single Redis, or Sentinel's primary) or a RedisCluster.
     With ``min_replicas`` >= 1, every transition the service acknowledges (a submission, a
-    finish, a hand-back) is followed by ``WAIT min_replicas wait_timeout_ms`` in the same
-    round trip, and raises :class:`ReplicationUnconfirmed` unless enough replicas have it.
+    finish, a hand-back, a cancel) is followed by ``WAIT min_replicas wait_timeout_ms`` on the
+    node that took it, in the same round trip, and raises ReplicationUnconfirmed unless enough
+    replicas have it.
     """
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis | RedisCluster,
         *,
         ttl_seconds: int,
         min_replicas: int = 0,
         wait_timeout_ms: int = 0,
     ) -> None:
-        self._redis = client
         self._ttl_ms = ttl_seconds * 1000
-        self._min_replicas = min_replicas
-        self._wait_timeout_ms = wait_timeout_ms
-        # What every script that declares these names gets: the keys shared by all jobs.
-        shared = {
-            "queue": QUEUE_KEY,
-            "leases": LEASES_KEY,
-            "expiry": EXPIRY_KEY,
-            "all_index": ALL_INDEX_KEY,
-            **{f"{state.value}_index": index_key(state) for state in LISTABLE_STATES},
-            "legacy_queue": LEGACY_QUEUE_KEY,
-            "job_prefix": JOB_KEY_PREFIX,
-            "finished_prefix": FINISHED_KEY_PREFIX,
+        self._scripts = {name: StoreScript(name) for name in SCRIPT_NAMES}
+        self._shards = ShardedRedis(
+            client,
+            self._scripts.values(),
+            min_replicas=min_replicas,
+            wait_timeout_ms=wait_timeout_ms,
+        )
+        # What every script of a shard that declares these names gets.
+        self._shared = [self._shard_names(shard) for shard in SHARDS]
+
+    def _shard_names(self, shard: int) -> dict[str, Any]:
+        return {
+            "queue": shard_key(shard, "queue"),
+            "leases": shard_key(shard, "leases"),
+            "expiry": shard_key(shard, "expiry"),
+            "all_index": shard_key(shard, index_name(None)),
+            **{f"{s.value}_index": shard_key(shard, index_name(s)) for s in LISTABLE_STATES},
+            "job_prefix": job_prefix(shard),
+            "finished_prefix": shard_key(shard, "finished:"),
             "finished_keep_ms": FINISHED_COUNTS_KEEP_MS,
-            "complete_counts": finished_counts_key(JobState.COMPLETE),
-            "failed_counts": finished_counts_key(JobState.FAILED),
+            "complete_counts": shard_key(shard, f"finished:{JobState.COMPLETE.value}"),
+            "failed_counts": shard_key(shard, f"finished:{JobState.FAILED.value}"),
             "ttl_ms": self._ttl_ms,
             "cancelled_code": CANCELLED_ERROR_CODE,
             "cancelled_message": CANCELLED_AT_CLAIM_MESSAGE,
         }
-        self._submit = StoreScript(client, "submit", shared)
-        self._claim = StoreScript(client, "claim", shared)
-        self._renew = StoreScript(client, "renew", shared)
-        self._finish = StoreScript(client, "finish", shared)
-        self._release = StoreScript(client, "release", shared)
-        self._sweep = StoreScript(client, "sweep", shared)
-        self._release_instance = StoreScript(client, "release_instance", shared)
-        self._cancel = StoreScript(client, "cancel", shared)
-        self._overview = StoreScript(client, "overview", shared)
+
+    def _queue(
+        self,
+        pipe: redis.client.Pipeline,
+        name: str,
+        shard: int,
+        keys: Mapping[str, str],
+        args: Mapping[str, Any],
+        rest: Sequence[Any] = (),
+    ) -> None:
+        self._scripts[name].queue(pipe, self._shared[shard], keys, args, rest)
+
+    def _script(
+        self,
+        name: str,
+        shard: int,
+        keys: Mapping[str, str],
+        args: Mapping[str, Any],
+        *,
+        confirm: bool = False,
+    ) -> Any:
+        """One script on one shard; its reply."""
+        return self._shards.one(
+            shard, lambda pipe: self._queue(pipe, name, shard, keys, args), confirm=confirm
+        )[-1]
 
     def script_sha(self, name: str) -> str:
         """The SHA1 Redis knows a script by (``submit``, ``claim``, ...): for SLOWLOG readers."""
-        script: StoreScript = getattr(self, f"_{name}")
-        return script.sha
+        return self._scripts[name].sha
 
     @property
-    def client(self) -> redis.Redis:
-        """The Redis client the store runs on (for checks of the server's own settings)."""
-        return self._redis
+    def client(self) -> redis.Redis | RedisCluster:
+        """The Redis client the store runs on."""
+        return self._shards.client
+
+    def primaries(self) -> list[redis.Redis]:
+        """A client of each primary (one for a single Redis): for checks of their settings."""
+        return self._shards.nodes()
 
     @property
     def ttl_seconds(self) -> int:
@@ -166,28 +214,43 @@ class JobStore:
         """Store a new pending job and queue it, in one round trip; safe to send again.
 
         ``idempotency`` is ``(key, fingerprint)``: when the same user already used ``key``, the
-        earlier job is returned (``existing``) or, for a different body, a ``conflict``.
+        earlier job is returned (``existing``) or, for a different body, a ``conflict``. The
+        job's ID must be of the key's shard (``new_job_id(shard=submission_shard(...))``).
         """
-        new = NewJob(job_id, params, request_id, user_id, idempotency)
-        if not self._min_replicas:
-            return self._submit_outcome(self._submit(*self._submit_call(new)))
-        return self.submit_many([new])[0]
+        return self.submit_many([NewJob(job_id, params, request_id, user_id, idempotency)])[0]
 
     def submit_many(self, jobs: Iterable[NewJob]) -> list[SubmitOutcome]:
-        """Submit ``jobs`` in one pipelined round trip (bulk loads, benchmarks)."""
+        """Submit ``jobs``, one pipeline per node (bulk loads, benchmarks)."""
         batch = list(jobs)
+        by_shard: dict[int, list[int]] = {}
+        for position, new in enumerate(batch):
+            by_shard.setdefault(shard_of_job(new.job_id), []).append(position)
 
-        def fill(pipe: redis.client.Pipeline) -> None:
-            for new in batch:
-                self._submit.queue(pipe, *self._submit_call(new))
+        def fill_for(shard: int) -> Any:
+            def fill(pipe: redis.client.Pipeline) -> None:
+                for position in by_shard[shard]:
+                    self._queue(pipe, "submit", shard, *self._submit_call(batch[position]))
 
-        replies = self._confirmed([self._submit], fill)
-        return [self._submit_outcome(reply) for reply in replies]
+            return fill
+
+        replies = self._shards.run({s: fill_for(s) for s in by_shard}, confirm=True)
+        outcomes: list[SubmitOutcome | None] = [None] * len(batch)
+        for shard, positions in by_shard.items():
+            for position, reply in zip(positions, replies[shard], strict=True):
+                outcomes[position] = self._submit_outcome(reply)
+        return [self._completed(outcome) for outcome in outcomes if outcome is not None]
 
     def _submit_call(self, new: NewJob) -> tuple[dict[str, str], dict[str, Any], list[Any]]:
-        idempotency, fingerprint = "", ""
+        # Without an Idempotency-Key the script is given the job's own key in its place (it
+        # does not read it): every key of a script must lie in the job's slot on a cluster.
+        idempotency, fingerprint = job_key(new.job_id), ""
         if new.idempotency is not None:
-            idempotency = idempotency_key(new.user_id, new.idempotency[0])
+            if submission_shard(new.user_id, new.idempotency[0]) != shard_of_job(new.job_id):
+                raise ValueError(
+                    "a job with an Idempotency-Key must be minted for the key's shard: "
+                    "new_job_id(shard=submission_shard(user_id, key))"
+                )
+            idempotency = idempotency_key(idempotency_digest(new.user_id, new.idempotency[0]))
             fingerprint = new.idempotency[1]
         record = {
             "state": JobState.PENDING.value,
@@ -201,7 +264,11 @@ class JobStore:
             "idempotency_fingerprint": fingerprint,
         }
         keys = {"job": job_key(new.job_id), "idempotency": idempotency}
-        args = {"id": new.job_id, "fingerprint": fingerprint}
+        args = {
+            "id": new.job_id,
+            "fingerprint": fingerprint,
+            "keyed": int(new.idempotency is not None),
+        }
         return keys, args, [item for pair in record.items() for item in pair]
 
     @staticmethod
@@ -209,43 +276,82 @@ class JobStore:
         status, found_id, flat = reply
         return SubmitOutcome(SubmitStatus(status), Job(found_id, record_fields(flat)))
 
+    def _completed(self, outcome: SubmitOutcome) -> SubmitOutcome:
+        """An earlier job found by its Idempotency-Key in another shard (one migrated from the
+        layout before 0.5) comes without its record: read it from its own shard."""
+        if outcome.job.fields:
+            return outcome
+        earlier = self.get(outcome.job.id)
+        return SubmitOutcome(outcome.status, earlier or outcome.job)
+
     # --- reading -------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
-        """The job with its result, or ``None`` when Redis holds no record; one round trip."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hgetall(job_key(job_id))
-        pipe.get(result_key(job_id))
-        fields, result_json = pipe.execute()
-        return Job(job_id, fields, result_json) if fields else None
+        """The job with its stored result, or ``None`` when Redis holds no record; one round
+        trip. The result comes as Redis holds it (gzip), not decoded."""
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            pipe.hgetall(job_key(job_id))
+            pipe.execute_command(  # type: ignore[no-untyped-call]
+                "GET", result_key(job_id), NEVER_DECODE=True
+            )
+
+        fields, stored = self._shards.one(shard_of_job(job_id), fill)
+        return Job(job_id, fields, stored) if fields else None
 
     def list_jobs(
         self, state: JobState | None, *, limit: int, after: str | None = None
     ) -> tuple[list[Job], str | None]:
-        """Jobs newest first, ``limit`` at most, older than job ``after``; and the next cursor."""
+        """Jobs newest first, ``limit`` at most, older than job ``after``; and the next cursor.
+
+        Every shard's index is read from ``after`` on, and the newest ``limit`` of them all
+        taken: job IDs sort by creation across shards, so pages cover every job once.
+        """
         upper = f"({after}" if after else "+"
-        ids = cast(
-            "list[str]",
-            self._redis.zrevrangebylex(index_key(state), upper, "-", start=0, num=limit + 1),
-        )
+        name = index_name(state)
+
+        def newest(shard: int) -> Any:
+            return lambda pipe: pipe.zrevrangebylex(
+                shard_key(shard, name), upper, "-", start=0, num=limit + 1
+            )
+
+        pages = self._shards.run({shard: newest(shard) for shard in SHARDS})
+        ids = sorted((i for page in pages.values() for i in page[0]), reverse=True)
         more = len(ids) > limit
         ids = ids[:limit]
-        pipe = self._redis.pipeline(transaction=False)
+        by_shard: dict[int, list[str]] = {}
         for job_id in ids:
-            pipe.hgetall(job_key(job_id))
-        jobs = [Job(i, f) for i, f in zip(ids, pipe.execute(), strict=True) if f]
+            by_shard.setdefault(shard_of_job(job_id), []).append(job_id)
+
+        def records(shard: int) -> Any:
+            def fill(pipe: redis.client.Pipeline) -> None:
+                for job_id in by_shard[shard]:
+                    pipe.hgetall(job_key(job_id))
+
+            return fill
+
+        replies = self._shards.run({shard: records(shard) for shard in by_shard})
+        found = {
+            job_id: fields
+            for shard, shard_ids in by_shard.items()
+            for job_id, fields in zip(shard_ids, replies[shard], strict=True)
+        }
+        jobs = [Job(job_id, found[job_id]) for job_id in ids if found[job_id]]
         return jobs, (ids[-1] if more and ids else None)
 
     # --- attempts ------------------------------------------------------------------------------
     def claim_next(
-        self, token: str, *, worker: str, instance: str, lease_seconds: float
+        self, token: str, *, shard: int, worker: str, instance: str, lease_seconds: float
     ) -> ClaimOutcome:
-        """Take the oldest pending job under ``token`` and lease it; one round trip.
+        """Take the oldest pending job of ``shard`` under ``token`` and lease it; one round trip.
 
-        Call again with the same token after a lost reply: it returns the job that token took.
+        Call again with the same token and shard after a lost reply: it returns the job that
+        token took.
         """
         lease_ms = int(lease_seconds * 1000)
-        reply = self._claim(
-            keys={"claim": claim_key(token)},
+        reply = self._script(
+            "claim",
+            shard,
+            keys={"claim": claim_key(shard, token)},
             args={
                 "token": token,
                 "lease_ms": lease_ms,
@@ -263,37 +369,41 @@ class JobStore:
         self, held: Iterable[tuple[str, str, int | None]], *, lease_seconds: float
     ) -> RenewOutcome:
         """Extend the leases of ``(job_id, claim_token, scenarios_done)`` and record their
-        progress, in one round trip; say which attempts lost their job and which were asked to
-        stop (``scenarios_done`` is None before the first chunk)."""
-        triples = [
-            item
-            for job_id, token, done in held
-            for item in (job_id, token, "" if done is None else done)
-        ]
-        if not triples:
-            return RenewOutcome([], [])
-        lost, cancel = self._renew(
-            keys={}, args={"lease_ms": int(lease_seconds * 1000)}, rest=triples
-        )
-        return RenewOutcome(list(lost), list(cancel))
+        progress, one script per shard, one pipeline per node; say which attempts lost their job
+        and which were asked to stop (``scenarios_done`` is None before the first chunk)."""
+        triples: dict[int, list[Any]] = {}
+        for job_id, token, done in held:
+            triples.setdefault(shard_of_job(job_id), []).extend(
+                (job_id, token, "" if done is None else done)
+            )
+        args = {"lease_ms": int(lease_seconds * 1000)}
+
+        def renew(shard: int) -> Any:
+            return lambda pipe: self._queue(pipe, "renew", shard, {}, args, triples[shard])
+
+        replies = self._shards.run({shard: renew(shard) for shard in triples})
+        lost = [token for reply in replies.values() for token in reply[0][0]]
+        cancel = [token for reply in replies.values() for token in reply[0][1]]
+        return RenewOutcome(lost, cancel)
 
     def mark_complete(
         self, job_id: str, token: str, result_json: str, *, duration_ms: float
     ) -> Transition:
-        """Store the result and finish the attempt ``token``, in one round trip.
+        """Store the result (compressed, one gzip member) and finish the attempt ``token``, in
+        one round trip.
 
         The result goes in with a plain SET pipelined before the finish script: Redis keeps the
-        bytes it read, where an argument of the script would be copied into Lua and out again
-        (a tenth of a millisecond for a 90 KB result, more on a large dataset).
+        bytes it read, where an argument of the script would be copied into Lua and out again.
         """
         fields = {"duration_ms": round(duration_ms, 3)}
         keys, args, rest = self._finish_call(job_id, token, JobState.COMPLETE, fields)
+        stored = compressed_result(result_json)
 
         def fill(pipe: redis.client.Pipeline) -> None:
-            pipe.set(keys["staged_result"], result_json, px=min(STAGED_RESULT_MS, self._ttl_ms))
-            self._finish.queue(pipe, keys, args, rest)
+            pipe.set(keys["staged_result"], stored, px=min(STAGED_RESULT_MS, self._ttl_ms))
+            self._queue(pipe, "finish", shard_of_job(job_id), keys, args, rest)
 
-        return Transition(self._confirmed([self._finish], fill)[-1])
+        return Transition(self._shards.one(shard_of_job(job_id), fill, confirm=True)[-1])
 
     def mark_failed(
         self, job_id: str, token: str, code: str, message: str, *, duration_ms: float
@@ -304,21 +414,20 @@ class JobStore:
             "error_message": message,
             "duration_ms": round(duration_ms, 3),
         }
-        return self._finish_attempt(job_id, token, JobState.FAILED, fields)
-
-    def _finish_attempt(
-        self, job_id: str, token: str, state: JobState, fields: Mapping[str, Any]
-    ) -> Transition:
-        call = self._finish_call(job_id, token, state, fields)
-        replies = self._confirmed([self._finish], lambda pipe: self._finish.queue(pipe, *call))
-        return Transition(replies[0])
+        keys, args, rest = self._finish_call(job_id, token, JobState.FAILED, fields)
+        shard = shard_of_job(job_id)
+        return Transition(
+            self._shards.one(
+                shard, lambda p: self._queue(p, "finish", shard, keys, args, rest), confirm=True
+            )[-1]
+        )
 
     def _finish_call(
         self, job_id: str, token: str, state: JobState, fields: Mapping[str, Any]
     ) -> tuple[dict[str, str], dict[str, Any], list[Any]]:
         keys = {
             "job": job_key(job_id),
-            "final_index": index_key(state),
+            "final_index": shard_key(shard_of_job(job_id), index_name(state)),
             "staged_result": staged_result_key(job_id, token),
             "result": result_key(job_id),
         }
@@ -328,39 +437,19 @@ class JobStore:
     def release(self, job_id: str, token: str) -> Transition:
         """Hand the attempt ``token`` back: the job is pending again at its place in the queue."""
         keys, args = {"job": job_key(job_id)}, {"id": job_id, "token": token}
-        return Transition(
-            self._confirmed([self._release], lambda p: self._release.queue(p, keys, args))[0]
-        )
+        return Transition(self._script("release", shard_of_job(job_id), keys, args, confirm=True))
 
     def release_instance(self, instance: str) -> list[str]:
-        """Hand back every job still running under ``instance`` (a gunicorn master that exits)."""
-        keys = {"handback": handback_key(instance)}
+        """Hand back every job still running under ``instance`` (a gunicorn master that exits),
+        in every shard."""
         args = {"instance": instance, "handback_ttl_ms": min(HANDBACK_MEMORY_MS, self._ttl_ms)}
-        return list(
-            self._confirmed(
-                [self._release_instance], lambda p: self._release_instance.queue(p, keys, args)
-            )[0]
-        )
 
-    def _confirmed(
-        self, scripts: Sequence[StoreScript], fill: Callable[[redis.client.Pipeline], None]
-    ) -> list[Any]:
-        """Run what ``fill`` queues in one round trip; with ``min_replicas``, WAIT for them in
-        the same round trip and raise ReplicationUnconfirmed when too few confirm in time."""
-        if not self._min_replicas:
-            return execute_with_scripts(self._redis, scripts, fill)
+        def hand_back(shard: int) -> Any:
+            keys = {"handback": handback_key(shard, instance)}
+            return lambda pipe: self._queue(pipe, "release_instance", shard, keys, args)
 
-        def fill_and_wait(pipe: redis.client.Pipeline) -> None:
-            fill(pipe)
-            pipe.wait(self._min_replicas, self._wait_timeout_ms)
-
-        *replies, confirmed = execute_with_scripts(self._redis, scripts, fill_and_wait)
-        if int(confirmed) < self._min_replicas:
-            raise ReplicationUnconfirmed(
-                f"{confirmed} of {self._min_replicas} replicas confirmed the write within "
-                f"{self._wait_timeout_ms} ms"
-            )
-        return replies
+        replies = self._shards.run({s: hand_back(s) for s in SHARDS}, confirm=True)
+        return [job_id for shard in SHARDS for job_id in replies[shard][0]]
 
     def cancel(self, job_id: str, *, user_id: str | None, message: str) -> CancelOutcome:
         """Cancel a pending job at once, or mark a running one to stop; safe to send again.
@@ -370,53 +459,85 @@ class JobStore:
         """
         keys = {"job": job_key(job_id)}
         args = {"id": job_id, "user_id": user_id or "", "message": message}
-        replies = self._confirmed([self._cancel], lambda pipe: self._cancel.queue(pipe, keys, args))
-        status, flat = replies[0]
+        status, flat = self._script("cancel", shard_of_job(job_id), keys, args, confirm=True)
         job = Job(job_id, record_fields(flat)) if flat else None
         return CancelOutcome(CancelStatus(status), job)
 
     # --- upkeep --------------------------------------------------------------------------------
-    def sweep(self, *, max_lost_attempts: int) -> SweepOutcome:
-        """Recover lapsed leases, trim expired jobs' entries, move legacy-queued jobs; one batch."""
-        reply = self._sweep(
-            keys={},
-            args={
-                "max_lost": max_lost_attempts,
-                "batch": SWEEP_BATCH,
-                "worker_lost_message": WORKER_LOST_MESSAGE,
-            },
-        )
-        recovered = [RecoveryOutcome(reply[i], reply[i + 1]) for i in range(1, len(reply), 2)]
-        return SweepOutcome(recovered, more=bool(reply[0]))
+    def lead_sweeps(self, holder: str, *, period_ms: int) -> bool:
+        """Whether ``holder`` sweeps every shard this period: it holds the fleet's sweep lease
+        (taken when free, renewed by its holder, ``period_ms`` x 3 long)."""
+        keys = {"leader": shard_key(FLEET_SHARD, "sweep:leader")}
+        args = {"holder": holder, "lease_ms": period_ms * 3}
+        return bool(self._script("lead", FLEET_SHARD, keys, args))
+
+    def sweep(self, shards: Iterable[int], *, max_lost_attempts: int) -> SweepOutcome:
+        """Recover lapsed leases and trim expired jobs' entries in ``shards``, one batch each,
+        one pipeline per node; the shards whose batch was full (sweep them again at once)."""
+        args = {
+            "max_lost": max_lost_attempts,
+            "batch": SWEEP_BATCH,
+            "worker_lost_message": WORKER_LOST_MESSAGE,
+        }
+
+        def sweep_one(shard: int) -> Any:
+            return lambda pipe: self._queue(pipe, "sweep", shard, {}, args)
+
+        replies = self._shards.run({shard: sweep_one(shard) for shard in shards})
+        recovered = [
+            RecoveryOutcome(reply[0][i], reply[0][i + 1])
+            for reply in replies.values()
+            for i in range(1, len(reply[0]), 2)
+        ]
+        more = tuple(shard for shard, reply in replies.items() if reply[0][0])
+        return SweepOutcome(recovered, more)
 
     def queue_depth(self) -> dict[str, int]:
-        """Cluster-wide pending and running counts, in one round trip."""
-        pipe = self._redis.pipeline(transaction=False)
-        for key in QUEUE_DEPTH_KEYS.values():
-            pipe.zcard(key)
-        return dict(zip(QUEUE_DEPTH_KEYS, pipe.execute(), strict=True))
+        """Pending and running counts across every shard, one pipeline per node."""
+
+        def count(shard: int) -> Any:
+            def fill(pipe: redis.client.Pipeline) -> None:
+                for name in QUEUE_DEPTH_NAMES.values():
+                    pipe.zcard(shard_key(shard, name))
+
+            return fill
+
+        replies = self._shards.run({shard: count(shard) for shard in SHARDS})
+        return {
+            name: sum(replies[shard][i] for shard in SHARDS)
+            for i, name in enumerate(QUEUE_DEPTH_NAMES)
+        }
 
     def overview(self) -> Overview:
-        """Cluster-wide counts and the workers running jobs, in one round trip."""
-        now_s, pending, running, complete, failed, workers = self._overview(
-            keys={}, args={"worker_limit": OVERVIEW_WORKER_LIMIT}
-        )
-        first_minute = int(now_s) // 60 - FINISHED_WINDOW_MINUTES + 1
-        complete_last_hour, failed_last_hour = (
-            sum(
+        """Counts across every shard and the workers running jobs, one pipeline per node."""
+        args = {"worker_limit": OVERVIEW_WORKER_LIMIT}
+
+        def read(shard: int) -> Any:
+            return lambda pipe: self._queue(pipe, "overview", shard, {}, args)
+
+        replies = [reply[0] for reply in self._shards.run({s: read(s) for s in SHARDS}).values()]
+        first_minute = max(int(reply[0]) for reply in replies) // 60 - FINISHED_WINDOW_MINUTES + 1
+
+        def last_hour(counts: Sequence[str]) -> int:
+            return sum(
                 int(count)
                 for minute, count in record_fields(counts).items()
                 if int(minute) >= first_minute
             )
-            for counts in (complete, failed)
-        )
+
         jobs_per_worker: dict[str, int] = {}
-        for worker in workers:
-            jobs_per_worker[worker or "unknown"] = jobs_per_worker.get(worker or "unknown", 0) + 1
-        return Overview(pending, running, complete_last_hour, failed_last_hour, jobs_per_worker)
+        for worker in (worker or "unknown" for reply in replies for worker in reply[5]):
+            jobs_per_worker[worker] = jobs_per_worker.get(worker, 0) + 1
+        return Overview(
+            pending=sum(reply[1] for reply in replies),
+            running=sum(reply[2] for reply in replies),
+            complete_last_hour=sum(last_hour(reply[3]) for reply in replies),
+            failed_last_hour=sum(last_hour(reply[4]) for reply in replies),
+            running_per_worker=jobs_per_worker,
+        )
 
 
-def create_store(settings: Settings, client: redis.Redis) -> JobStore:
+def create_store(settings: Settings, client: redis.Redis | RedisCluster) -> JobStore:
     """The job store on ``client``, with the retention and replica acknowledgement configured.
 
     WAIT gets half of DEPENDENCY_TIMEOUT_SECONDS, so that its answer arrives well within the

@@ -12,13 +12,14 @@ import redis
 
 from app import create_app
 from app.dashboard.routes import CONTENT_SECURITY_POLICY
-from app.jobs.keys import FINISHED_KEY_PREFIX
+from app.jobs.keys import SHARD_COUNT
 from app.jobs.simulation_job import simulation_job
 from app.services import EXTENSION_KEY
 from tests.support import results
 from tests.support.pages import csrf_token, field_text, player_rows
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.results import claim_any
 from tests.support.slates import (
     ATTRIBUTE_NAME,
     HOSTILE_SLATE_ID,
@@ -43,7 +44,7 @@ def test_the_overview_shows_the_cluster_counts(client, submit_over_http, run_nex
         submit_over_http()
     run_next_job()  # complete
     submit_over_http(slate_id="no-such-slate")
-    svc.store.claim_next("t", worker="w:7", instance="w:0", lease_seconds=60)  # one runs on w:7
+    claim_any(svc.store, worker="w:7", instance="w:0", lease_seconds=60)  # one runs on w:7
     page = _page(client, "/dashboard")
     assert field_text(page, "pending") == "3"
     assert field_text(page, "running") == "1"
@@ -86,7 +87,8 @@ def app_on_private_redis(settings, tmp_path):
 def test_the_overview_is_one_round_trip_whose_cost_does_not_grow_with_the_jobs(
     app_on_private_redis,
 ):
-    """Invariant: one script call, and the same work inside it at 2 jobs and at 60."""
+    """Invariant: one script per shard in one round trip, and the same work inside them at 2
+    jobs and at 60."""
     application, observer = app_on_private_redis
     client = application.test_client()
     svc = application.extensions[EXTENSION_KEY]
@@ -105,7 +107,7 @@ def test_the_overview_is_one_round_trip_whose_cost_does_not_grow_with_the_jobs(
     for _ in range(8):
         results.run_next_job(svc.store, body)
     assert _overview_commands(client, observer) == few
-    assert few["evalsha"] == 1  # the round trip; the rest ran inside it
+    assert few["evalsha"] == SHARD_COUNT  # a script per shard, all in one pipeline
     assert set(few) == {"evalsha", "time", "zcard", "zrange", "hgetall"}
 
 
@@ -188,7 +190,7 @@ def test_a_failed_job_shows_its_error_code_and_message(client, submit_over_http,
 
 def test_a_running_job_shows_its_progress_and_a_cancel_form(client, submit_over_http, svc):
     job_id = submit_over_http()
-    svc.store.claim_next("t", worker="w:7", instance="w:0", lease_seconds=60)
+    claim_any(svc.store, worker="w:7", instance="w:0", lease_seconds=60)
     page = _page(client, f"/dashboard/jobs/{job_id}")
     assert field_text(page, "scenarios_done") == "0"
     assert '<progress max="1" value="0' in page
@@ -199,10 +201,11 @@ def test_a_job_handed_back_after_its_cancel_shows_cancelling_and_a_cancel_ends_i
     client, submit_over_http, svc
 ):
     job_id = submit_over_http()
-    claimed = svc.store.claim_next("t", worker="w:7", instance="w:0", lease_seconds=60).job
+    claimed = claim_any(svc.store, worker="w:7", instance="w:0", lease_seconds=60).job
     assert svc.store.cancel(job_id, user_id="bob", message="m").status.value == "requested"
     running = _page(client, f"/dashboard/jobs/{job_id}")
     assert field_text(running, "state") == "cancelling" and 'class="cancel"' not in running
+    assert claimed is not None
     svc.store.release(job_id, claimed.claim_token)  # a drain handed it back before it stopped
     page = _page(client, f"/dashboard/jobs/{job_id}")
     assert field_text(page, "state") == "cancelling"
@@ -274,5 +277,5 @@ def test_finished_counts_come_from_minute_counters_that_expire(
 ):
     submit_over_http()
     run_next_job()
-    counters = redis_client.keys(f"{FINISHED_KEY_PREFIX}*")
+    counters = redis_client.keys("slatesim:*finished:*")
     assert len(counters) == 1 and 0 < redis_client.pttl(counters[0]) <= 7_200_000

@@ -22,12 +22,26 @@ from typing import Any, cast
 import pytest
 import redis
 
-from app.jobs.keys import job_key
+from app.jobs.keys import (
+    SHARD_COUNT,
+    idempotency_digest,
+    job_key,
+    shard_of_idempotency,
+    shard_of_job,
+)
 from app.jobs.store import JobStore
 from tests.support.gunicorn import Gunicorn
 from tests.support.http import Response
-from tests.support.invariants import COMPLETE, StateWatch, count_by_job, log_lines, messages_of
+from tests.support.invariants import (
+    COMPLETE,
+    StateWatch,
+    all_job_ids,
+    count_by_job,
+    log_lines,
+    messages_of,
+)
 from tests.support.load import Submitters
+from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -74,10 +88,8 @@ def submit_in_background(server: Gunicorn, body: dict[str, Any]) -> Callable[[],
 
 def newest_job_id(redis_client: redis.Redis, other_than: str) -> str | None:
     """The ID of the newest job Redis holds, unless it is ``other_than``."""
-    newest = cast(
-        "list[str]", redis_client.zrevrangebylex("slatesim:index:all", "+", "-", start=0, num=1)
-    )
-    return newest[0] if newest and newest[0] != other_than else None
+    newest = max(all_job_ids(redis_client), default=None)
+    return newest if newest != other_than else None
 
 
 def warm_up(server: Gunicorn) -> str:
@@ -109,29 +121,63 @@ def test_a_lost_submit_reply_creates_one_job_that_runs_once(
     submitted = response()
     assert submitted.status == 202, submitted.body
     assert submitted.body["id"] == job_id
-    # The queue is in submission order: had the re-sent submit queued the job again, it would
-    # run again before a job submitted now completes.
-    later = worker.request("POST", "/jobs", QUICK_JOB).body["id"]
+    # A shard's queue is in submission order: had the re-sent submit queued the job again, it
+    # would run again before a job submitted now to the same shard completes.
+    same_shard = idempotency_keys_by_shard("lost-submit")[shard_of_job(job_id)]
+    later = worker.request(
+        "POST", "/jobs", QUICK_JOB, headers={"Idempotency-Key": same_shard}
+    ).body["id"]
     worker.wait_for_job(later, {"complete"}, timeout=30)
     record = worker.request("GET", f"/jobs/{job_id}").body
     assert record["state"] == "complete" and record["attempts"] == 1
     assert complete_lines(worker, job_id) == 1
-    assert redis_client.zcard("slatesim:index:all") == 3  # the warm-up's, this one, the later
+    assert len(all_job_ids(redis_client)) == 3  # the warm-up's, this one, the later
+
+
+def idempotency_keys_by_shard(prefix: str) -> dict[int, str]:
+    """An Idempotency-Key for each shard: the jobs they make land one in each shard."""
+    keys: dict[int, str] = {}
+    n = 0
+    while len(keys) < SHARD_COUNT:
+        key = f"{prefix}-{n}"
+        keys.setdefault(shard_of_idempotency(idempotency_digest(None, key)), key)
+        n += 1
+    return keys
 
 
 def test_a_lost_claim_reply_runs_the_claimed_job_without_a_lost_attempt(
-    redis_proxy, gunicorn, redis_client, service_env
+    toxiproxy, gunicorn, tmp_path
 ):
-    worker = gunicorn(REDIS_URL=redis_proxy.url_for(service_env["REDIS_URL"]), **FAULT_ENV)
-    intake = gunicorn(JOB_CONCURRENCY="0", **FAULT_ENV)
+    # A Redis of the test's own, database 0: a new connection sends its first command at once
+    # (no SELECT), so the claim sent again while replies are dropped reaches Redis.
+    server = RedisServer(tmp_path / "redis", persistent=False).start()
+    redis_client = redis.Redis.from_url(server.url, decode_responses=True)
+    redis_proxy = toxiproxy.proxy(f"redis-claim-{server.port}", server.port)
+    worker = gunicorn(REDIS_URL=redis_proxy.url_for(server.url), **FAULT_ENV)
+    intake = gunicorn(REDIS_URL=server.url, JOB_CONCURRENCY="0", **FAULT_ENV)
     warm_up(intake)
     with redis_proxy.toxic("timeout", timeout=0):
-        job_id = intake.request("POST", "/jobs", QUICK_JOB).body["id"]
-        wait_until(lambda: state_in_redis(redis_client, job_id) == "running", 10, what="a claim")
-    record = intake.wait_for_job(job_id, {"complete", "failed"}, timeout=30)
-    assert record["state"] == "complete"
-    assert (record["attempts"], record["lost_attempts"]) == (1, 0)
-    assert complete_lines(worker, job_id) == 1
+        # A job in every shard: whichever shard the worker's claim goes to takes one, and
+        # the claim's reply is lost; it is sent again, with its token, until Redis answers.
+        job_ids = [
+            intake.request("POST", "/jobs", QUICK_JOB, headers={"Idempotency-Key": key}).body["id"]
+            for key in idempotency_keys_by_shard("lost-claim").values()
+        ]
+        wait_until(
+            lambda: any(state_in_redis(redis_client, i) == "running" for i in job_ids),
+            10,
+            what="a claim",
+        )
+    for job_id in job_ids:
+        record = intake.wait_for_job(job_id, {"complete", "failed"}, timeout=30)
+        assert record["state"] == "complete"
+        assert (record["attempts"], record["lost_attempts"]) == (1, 0)
+        assert complete_lines(worker, job_id) == 1
+    worker.stop()
+    intake.stop()
+    toxiproxy.call("DELETE", f"/proxies/{redis_proxy.name}")
+    redis_client.close()
+    server.stop()
 
 
 def test_a_lost_finish_reply_is_recognised_as_the_attempts_own_result(
@@ -183,6 +229,6 @@ def test_replies_held_past_the_timeout_again_and_again_lose_and_duplicate_nothin
     counts = collections.Counter({job_id: complete_lines(worker, job_id) for job_id in job_ids})
     assert set(counts.values()) == {1}, counts
     assert not state_watch.regressions, state_watch.regressions
-    assert redis_client.zcard("slatesim:index:all") == len(job_ids) + 1  # and the warm-up's
+    assert len(all_job_ids(redis_client)) == len(job_ids) + 1  # and the warm-up's
     depth = JobStore(redis_client, ttl_seconds=3600).queue_depth
     wait_until(lambda: depth() == {"pending": 0, "running": 0}, 10, what="an empty queue")

@@ -26,7 +26,9 @@ def make_params() -> Callable[..., dict[str, Any]]:
 def submit_to_store(store: JobStore) -> Callable[..., str]:
     """Submit a job straight to a store (the test's own by default); return its ID.
 
-    Keyword arguments are job parameters, plus ``request_id``, ``user_id`` and ``store``.
+    Keyword arguments are job parameters, plus ``request_id``, ``user_id``, ``store`` and
+    ``shard``: the job is minted for shard 0 unless told otherwise, so that the jobs of a test
+    are claimed in submission order (FIFO holds within a shard).
     """
 
     def submit_job(
@@ -34,9 +36,10 @@ def submit_to_store(store: JobStore) -> Callable[..., str]:
         store: JobStore = store,
         request_id: str | None = "req-1",
         user_id: str | None = "alice",
+        shard: int = 0,
         **params: Any,
     ) -> str:
-        job_id = new_job_id()
+        job_id = new_job_id(shard=shard)
         outcome = store.submit(job_id, _params(**params), request_id=request_id, user_id=user_id)
         assert outcome.status == "created"
         return job_id

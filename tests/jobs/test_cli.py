@@ -7,7 +7,7 @@ import json
 import pytest
 from ulid import ULID
 
-from app.correlation import new_id
+from tests.support.results import claim_any
 
 
 @pytest.fixture
@@ -45,7 +45,8 @@ def test_bad_arguments_exit_2(cli):
 
 def test_requeue_submits_a_failed_job_again_with_the_same_params(cli, store, submit_to_store):
     job_id = submit_to_store(seed=42, scenario_count=77, user_id="ops")
-    claimed = store.claim_next(new_id(), worker="w", instance="i", lease_seconds=30).job
+    claimed = claim_any(store, worker="w", instance="i", lease_seconds=30).job
+    assert claimed is not None
     store.mark_failed(job_id, claimed.claim_token, "simulation_error", "boom", duration_ms=1)
     result = cli("requeue", job_id)
     assert result.exit_code == 0, result.output
@@ -66,5 +67,5 @@ def test_requeue_of_a_job_that_did_not_fail_is_a_usage_error(cli, store, submit_
 def test_depth_prints_the_queue_counts(cli, store, submit_to_store):
     submit_to_store()
     submit_to_store()
-    store.claim_next(new_id(), worker="w", instance="i", lease_seconds=30)
+    claim_any(store, worker="w", instance="i", lease_seconds=30)
     assert json.loads(cli("depth").stdout) == {"pending": 1, "running": 1}

@@ -7,12 +7,15 @@ replies of the scripts become outcomes, how keys are named.
 
 from __future__ import annotations
 
+import gzip
+import io
+
 import orjson
 
 from app.correlation import new_id
 from app.jobs.ids import new_job_id
-from app.jobs.job import Job, JobState, record_fields
-from app.jobs.keys import ALL_INDEX_KEY, idempotency_key, index_key
+from app.jobs.job import Job, JobState, compressed_result, record_fields
+from app.jobs.keys import idempotency_digest, idempotency_key, index_name, shard_of_job
 from app.jobs.outcomes import CancelStatus, ClaimStatus, NewJob, SubmitStatus
 
 PARAMS = {"slate_id": "s", "scenario_count": 100, "seed": 1}
@@ -32,11 +35,29 @@ def _record(**fields: str) -> dict[str, str]:
 
 
 def test_the_public_json_splices_the_stored_result_as_it_is():
-    stored = '{"players":[{"id":"p1","mean":12.5}],"seed":1}'
+    result = '{"players":[{"id":"p1","mean":12.5}],"seed":1}'
+    stored = compressed_result(result)
+    assert stored[:2] == b"\x1f\x8b"  # one gzip member, as Redis holds it
     job = Job("01KB3Y6ZC4R1V7Q2N9D8W5T0XM", _record(state="complete"), stored)
     document = orjson.loads(job.to_json())
-    assert document == {**job.to_dict(include_result=False), "result": orjson.loads(stored)}
-    assert job.to_json().endswith(b',"result":' + stored.encode() + b"}")
+    assert document == {**job.to_dict(include_result=False), "result": orjson.loads(result)}
+    assert job.to_json().endswith(b',"result":' + result.encode() + b"}")
+
+
+def test_the_gzip_form_carries_the_stored_member_unchanged_and_reads_as_the_json_form():
+    stored = compressed_result('{"players":[],"seed":2}')
+    job = Job("01KB3Y6ZC4R1V7Q2N9D8W5T0XM", _record(state="complete"), stored)
+    packed = job.to_gzip()
+    assert stored in packed  # sent as Redis holds it: never decompressed and compressed again
+    assert gzip.decompress(packed) == job.to_json()
+    with gzip.GzipFile(fileobj=io.BytesIO(packed)) as stream:  # a streaming reader, as clients
+        assert orjson.loads(stream.read())["result"] == {"players": [], "seed": 2}
+
+
+def test_a_plain_json_result_written_before_0_5_reads_and_packs_too():
+    job = Job("01KB3Y6ZC4R1V7Q2N9D8W5T0XM", _record(state="complete"), b'{"old":true}')
+    assert job.result() == {"old": True}
+    assert gzip.decompress(job.to_gzip()) == job.to_json()
 
 
 def test_a_result_kept_inside_the_record_by_versions_before_0_2_is_served():
@@ -60,23 +81,29 @@ def test_a_flat_reply_reads_as_fields():
 
 
 def test_keys_of_one_idempotency_key_differ_by_user_and_index_all_is_the_default():
-    assert idempotency_key("alice", "k") != idempotency_key("bob", "k")
-    assert idempotency_key(None, "k") == idempotency_key("", "k")
-    assert index_key(None) == ALL_INDEX_KEY != index_key(JobState.PENDING)
+    assert idempotency_digest("alice", "k") != idempotency_digest("bob", "k")
+    assert idempotency_digest(None, "k") == idempotency_digest("", "k")
+    assert idempotency_key(idempotency_digest("alice", "k")).startswith("slatesim:{s")
+    assert index_name(None) == "index:all" != index_name(JobState.PENDING)
+
+
+def test_an_id_minted_for_a_shard_is_of_that_shard_and_ids_spread_over_all():
+    assert all(shard_of_job(new_job_id(shard=shard)) == shard for shard in range(12))
+    assert {shard_of_job(new_job_id()) for _ in range(600)} == set(range(12))
 
 
 def test_script_replies_become_outcomes(fake_store):
-    first, second = new_job_id(), new_job_id()
+    first, second = new_job_id(shard=3), new_job_id(shard=3)
     outcomes = fake_store.submit_many([NewJob(first, PARAMS), NewJob(second, PARAMS)])
     assert [o.status for o in outcomes] == [SubmitStatus.CREATED] * 2
     assert outcomes[0].job.state is JobState.PENDING and outcomes[0].job.params == PARAMS
-    claimed = fake_store.claim_next(new_id(), worker="w:1", instance="i", lease_seconds=30)
+    claimed = fake_store.claim_next(new_id(), shard=3, worker="w:1", instance="i", lease_seconds=30)
     assert claimed.status is ClaimStatus.CLAIMED and claimed.job is not None
     assert claimed.job.id == first and claimed.cancelled == ()
     cancel = fake_store.cancel(second, user_id="bob", message="m")
     assert cancel.status is CancelStatus.CANCELLED and cancel.job is not None
     assert cancel.job.to_dict()["cancelled_by"] == "bob"
-    empty = fake_store.claim_next(new_id(), worker="w:1", instance="i", lease_seconds=30)
+    empty = fake_store.claim_next(new_id(), shard=3, worker="w:1", instance="i", lease_seconds=30)
     assert (empty.status, empty.job) == (ClaimStatus.EMPTY, None)
     jobs, cursor = fake_store.list_jobs(None, limit=1)
     assert [job.id for job in jobs] == [second] and cursor == second

@@ -13,10 +13,12 @@ from ulid import ULID
 from app import create_app
 from app.config import Settings
 from app.jobs.ids import new_job_id
-from app.jobs.keys import QUEUE_KEY
+from app.jobs.keys import SHARDS
 from app.services import EXTENSION_KEY
 from tests.support.answers import assert_error
+from tests.support.invariants import all_job_ids
 from tests.support.ports import free_port
+from tests.support.results import claim_any
 
 VALID = {"slate_id": "nba-2026-11-28-main", "scenario_count": 1000}
 
@@ -82,7 +84,7 @@ def test_racing_identical_requests_create_one_job(app: Flask, redis_client):
         thread.join()
     assert sorted(r.status_code for r in results) == [200] * 7 + [202]
     assert len({r.get_json()["id"] for r in results}) == 1
-    assert redis_client.zcard(QUEUE_KEY) == 1
+    assert redis_client.keys("slatesim:*:queue") and len(all_job_ids(redis_client)) == 1
 
 
 BAD_BODIES = [
@@ -191,7 +193,7 @@ def test_a_job_past_its_retention_is_410_and_leaves_no_key(settings, redis_clien
     assert response.status_code == 410
     assert response.get_json()["id"] == job_id
     assert response.get_json()["state"] == "expired"
-    application.extensions[EXTENSION_KEY].store.sweep(max_lost_attempts=3)
+    application.extensions[EXTENSION_KEY].store.sweep(SHARDS, max_lost_attempts=3)
     assert redis_client.keys("slatesim:*") == []
     application.extensions[EXTENSION_KEY].close()
 
@@ -243,6 +245,7 @@ def test_a_submission_no_replica_confirms_is_a_503_that_says_the_job_may_exist(s
         "replicas_connected": 0,
         "replicas_required": 1,
         "met": False,
+        "primaries": 1,
     }
     confirmed.extensions[EXTENSION_KEY].close()
 
@@ -259,7 +262,7 @@ def test_cancel_answers_each_state_of_a_job(client, store):
     )
     assert client.post(f"/jobs/{submitted}/cancel").status_code == 200  # again: same record
     finished = _post(client, VALID).get_json()["id"]
-    job = store.claim_next("t", worker="w", instance="i", lease_seconds=30).job
+    job = claim_any(store, worker="w", instance="i", lease_seconds=30).job
     assert job is not None and job.id == finished
     assert client.post(f"/jobs/{finished}/cancel").status_code == 202
     store.mark_complete(finished, job.claim_token, "{}", duration_ms=1)

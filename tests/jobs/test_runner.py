@@ -10,12 +10,12 @@ import pytest
 import redis
 
 from app.config import Settings
-from app.correlation import new_id
 from app.jobs.job import Job, JobState
-from app.jobs.keys import LEASES_KEY
+from app.jobs.keys import SHARDS, shard_key, shard_of_job
 from app.jobs.runner import JobDeferred, JobFailure, JobRunner, progress_reporter
 from app.jobs.store import JobStore
 from tests.support.redis_server import RedisServer
+from tests.support.results import claim_any
 from tests.support.waiting import wait_until
 
 # The shortest lease the settings allow, renewed five times a lease; Redis calls bounded so that
@@ -34,12 +34,18 @@ def _fast_settings(settings: Settings, **overrides) -> Settings:
     return Settings(**{**vars(settings), **timing, **overrides})
 
 
+def _leases_of(job_id: str) -> str:
+    return shard_key(shard_of_job(job_id), "leases")
+
+
 def _wait_renewed_past_a_lease(redis_client, job_id: str) -> None:
     """Wait until heartbeats have pushed the job's lease deadline a lease and a half past where
     it stood: without them it would have lapsed by then."""
-    first = redis_client.zscore(LEASES_KEY, job_id)
+    first = redis_client.zscore(_leases_of(job_id), job_id)
     wait_until(
-        lambda: (redis_client.zscore(LEASES_KEY, job_id) or 0) >= first + 1500 * LEASE_SECONDS,
+        lambda: (
+            (redis_client.zscore(_leases_of(job_id), job_id) or 0) >= first + 1500 * LEASE_SECONDS
+        ),
         4 * LEASE_SECONDS,
         what="the lease renewed past a lease and a half",
     )
@@ -132,8 +138,8 @@ def test_a_deferred_job_goes_back_to_pending(store, run_with, submit_to_store):
 
 def test_a_job_whose_holder_vanished_is_recovered_and_completed(store, run_with, submit_to_store):
     job_id = submit_to_store()
-    ghost = store.claim_next(new_id(), worker="ghost:1", instance="ghost:0", lease_seconds=0.3).job
-    assert ghost.id == job_id
+    ghost = claim_any(store, worker="ghost:1", instance="ghost:0", lease_seconds=0.3).job
+    assert ghost is not None and ghost.id == job_id
     run_with(lambda params: {"ok": True})
     wait_until(lambda: _state(store, job_id) is JobState.COMPLETE)
     record = _record(store, job_id).to_dict()
@@ -148,7 +154,7 @@ def test_a_long_job_keeps_its_lease_through_heartbeats(
     run_with(body)
     wait_until(lambda: _state(store, job_id) is JobState.RUNNING)
     _wait_renewed_past_a_lease(redis_client, job_id)
-    store.sweep(max_lost_attempts=3)
+    store.sweep(SHARDS, max_lost_attempts=3)
     assert _record(store, job_id).to_dict()["lost_attempts"] == 0
     body.release.set()
     wait_until(lambda: _state(store, job_id) is JobState.COMPLETE)
@@ -260,8 +266,8 @@ def test_a_stale_attempt_ending_leaves_the_newer_attempt_leased_drained_and_list
 
     def lapse_and_recover() -> bool:
         # The lease of attempt 1 lapses (as if its renewals had stopped) and the sweep takes it.
-        redis_client.zadd(LEASES_KEY, {job_id: 0})
-        store.sweep(max_lost_attempts=3)
+        redis_client.zadd(_leases_of(job_id), {job_id: 0})
+        store.sweep(SHARDS, max_lost_attempts=3)
         return _record(store, job_id).to_dict()["lost_attempts"] == 1
 
     wait_until(lapse_and_recover)
@@ -271,7 +277,7 @@ def test_a_stale_attempt_ending_leaves_the_newer_attempt_leased_drained_and_list
     _wait_renewed_past_a_lease(redis_client, job_id)  # attempt 2's lease is renewed
     record = _record(store, job_id).to_dict()
     assert (record["state"], record["attempts"], record["lost_attempts"]) == ("running", 2, 1)
-    assert redis_client.zscore(LEASES_KEY, job_id) > time.time() * 1000
+    assert redis_client.zscore(_leases_of(job_id), job_id) > time.time() * 1000
     drained: list[list[str]] = []
     drain = threading.Thread(target=lambda: drained.append(runner.drain(10)))
     drain.start()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
@@ -14,22 +13,23 @@ from app.correlation import new_id
 from app.jobs.ids import new_job_id
 from app.jobs.job import Job, JobState
 from app.jobs.keys import (
-    EXPIRY_KEY,
-    FINISHED_KEY_PREFIX,
-    KEY_PREFIX,
-    LEGACY_QUEUE_KEY,
-    index_key,
+    SHARDS,
+    index_name,
     job_key,
+    result_key,
+    shard_key,
+    submission_shard,
 )
 from app.jobs.outcomes import (
     CancelStatus,
     ClaimStatus,
     NewJob,
-    ReplicationUnconfirmed,
     SubmitStatus,
     Transition,
 )
+from app.jobs.shards import ReplicationUnconfirmed
 from app.jobs.store import CLAIM_SKIP_LIMIT, FINISHED_COUNTS_KEEP_MS, SWEEP_BATCH, JobStore
+from tests.support.results import claim_any
 
 LEASE = 30.0
 SUPERSEDED = Transition.SUPERSEDED
@@ -37,9 +37,23 @@ SUPERSEDED = Transition.SUPERSEDED
 SHORT_TTL_SECONDS = 2
 
 
+# The jobs of these tests are minted for shard 0 (the submit_to_store fixture): FIFO holds
+# within a shard, and these are the tests of one shard's scripts.
+SHARD = 0
+
+
 def _claim_any(store: JobStore, worker: str = "host:1", lease: float = LEASE) -> Job | None:
     """The job a claim under a new token took, or None when there was none to take."""
-    return store.claim_next(new_id(), worker=worker, instance="host:0", lease_seconds=lease).job
+    return claim_any(store, worker=worker, instance="host:0", lease_seconds=lease).job
+
+
+def _id_for_key(user_id: str, key: str) -> str:
+    """A job ID of the shard of a user's Idempotency-Key, as the service mints it."""
+    return new_job_id(shard=submission_shard(user_id, key))
+
+
+def _sweep(store: JobStore, max_lost_attempts: int = 3):
+    return store.sweep(SHARDS, max_lost_attempts=max_lost_attempts)
 
 
 def _claim(store: JobStore, worker: str = "host:1", lease: float = LEASE) -> Job:
@@ -128,7 +142,7 @@ def test_a_stale_holder_cannot_overwrite_the_newer_attempt(store, submit_to_stor
     job_id = submit_to_store()
     stale = _claim(store, worker="host:1", lease=0.2)
     time.sleep(0.3)
-    assert store.sweep(max_lost_attempts=3).recovered[0].outcome == "requeued"
+    assert _sweep(store, 3).recovered[0].outcome == "requeued"
     fresh = _claim(store, worker="host:2")
     assert fresh.attempts == stale.attempts + 1 and fresh.claim_token != stale.claim_token
     new, old = fresh.claim_token, stale.claim_token
@@ -136,7 +150,7 @@ def test_a_stale_holder_cannot_overwrite_the_newer_attempt(store, submit_to_stor
     assert store.mark_complete(job_id, old, '{"v": "stale"}', duration_ms=1) is SUPERSEDED
     assert store.mark_failed(job_id, old, "boom", "stale", duration_ms=1) is SUPERSEDED
     assert store.get(job_id).to_dict()["result"] == {"v": "new"}
-    assert redis_client.keys(f"{KEY_PREFIX}result:*:*") == []  # no staged result left behind
+    assert redis_client.keys("slatesim:*result:*:*") == []  # no staged result left behind
 
 
 def test_a_released_attempt_cannot_complete(store, submit_to_store):
@@ -152,7 +166,7 @@ def test_a_lapsed_lease_puts_the_job_back_first_in_line(store, submit_to_store):
     later = submit_to_store()
     _claim(store, lease=0.2)
     time.sleep(0.3)
-    outcomes = store.sweep(max_lost_attempts=3).recovered
+    outcomes = _sweep(store, 3).recovered
     assert [(o.job_id, o.outcome) for o in outcomes] == [(lost, "requeued")]
     record = store.get(lost).to_dict()
     assert record["state"] == "pending" and record["lost_attempts"] == 1
@@ -163,7 +177,7 @@ def test_a_lapsed_lease_puts_the_job_back_first_in_line(store, submit_to_store):
 def test_a_live_lease_is_not_recovered(store, submit_to_store):
     submit_to_store()
     _claim(store, lease=30)
-    assert store.sweep(max_lost_attempts=3).recovered == []
+    assert _sweep(store, 3).recovered == []
 
 
 def test_a_job_that_keeps_losing_its_worker_fails_with_worker_lost(store, submit_to_store):
@@ -171,7 +185,7 @@ def test_a_job_that_keeps_losing_its_worker_fails_with_worker_lost(store, submit
     for attempt in range(1, 4):
         assert _claim(store, lease=0.1).attempts == attempt
         time.sleep(0.2)
-        store.sweep(max_lost_attempts=3)
+        _sweep(store, 3)
     record = store.get(job_id).to_dict()
     assert record["state"] == "failed"
     assert record["error"]["code"] == "worker_lost"
@@ -190,14 +204,14 @@ def test_renewing_keeps_the_lease_and_reports_lost_ones(store, submit_to_store):
             lease_seconds=0.5,
         )
         assert (renewed.lost, renewed.cancel_requested) == ([lost.claim_token], [])
-    assert store.sweep(max_lost_attempts=3).recovered == []
+    assert _sweep(store, 3).recovered == []
     assert store.get(kept_id).state is JobState.RUNNING
 
 
 def test_release_instance_hands_back_only_that_instance(store, submit_to_store):
     mine, theirs = submit_to_store(), submit_to_store()
-    store.claim_next(new_id(), worker="a:1", instance="a:0", lease_seconds=LEASE)
-    store.claim_next(new_id(), worker="b:1", instance="b:0", lease_seconds=LEASE)
+    store.claim_next(new_id(), shard=SHARD, worker="a:1", instance="a:0", lease_seconds=LEASE)
+    store.claim_next(new_id(), shard=SHARD, worker="b:1", instance="b:0", lease_seconds=LEASE)
     assert store.release_instance("a:0") == [mine]
     assert store.get(mine).state is JobState.PENDING
     assert store.get(theirs).state is JobState.RUNNING
@@ -205,20 +219,32 @@ def test_release_instance_hands_back_only_that_instance(store, submit_to_store):
 
 def test_idempotency_returns_the_original_or_a_conflict(store, make_params):
     first = store.submit(
-        new_job_id(), make_params(), request_id="r1", user_id="u", idempotency=("key-1", "fp-a")
+        _id_for_key("u", "key-1"),
+        make_params(),
+        request_id="r1",
+        user_id="u",
+        idempotency=("key-1", "fp-a"),
     )
     again = store.submit(
-        new_job_id(), make_params(), request_id="r2", user_id="u", idempotency=("key-1", "fp-a")
+        _id_for_key("u", "key-1"),
+        make_params(),
+        request_id="r2",
+        user_id="u",
+        idempotency=("key-1", "fp-a"),
     )
     other = store.submit(
-        new_job_id(),
+        _id_for_key("u", "key-1"),
         make_params(seed=9),
         request_id="r3",
         user_id="u",
         idempotency=("key-1", "fp-b"),
     )
     other_user = store.submit(
-        new_job_id(), make_params(), request_id="r4", user_id="v", idempotency=("key-1", "fp-a")
+        _id_for_key("v", "key-1"),
+        make_params(),
+        request_id="r4",
+        user_id="v",
+        idempotency=("key-1", "fp-a"),
     )
     assert (again.status, again.job.id) == ("existing", first.job.id)
     assert (other.status, other.job.id) == ("conflict", first.job.id)
@@ -234,7 +260,7 @@ def test_racing_identical_submissions_create_one_job(store, make_params):
         start.wait()
         outcomes.append(
             store.submit(
-                new_job_id(),
+                _id_for_key("u", "race"),
                 make_params(),
                 request_id=None,
                 user_id="u",
@@ -273,20 +299,25 @@ def test_expired_jobs_leave_no_key_behind(redis_client: redis.Redis, submit_to_s
     assert store.mark_complete(done, job.claim_token, "{}", duration_ms=1) is Transition.APPLIED
     job = _claim(store)
     assert store.mark_failed(failed, job.claim_token, "x", "y", duration_ms=1) is Transition.APPLIED
-    store.submit(new_job_id(), make_params(), request_id=None, user_id="u", idempotency=("k", "fp"))
-    assert redis_client.exists(*(f"{KEY_PREFIX}job:{i}" for i in (done, failed, queued))) == 3
+    store.submit(
+        _id_for_key("u", "k"), make_params(), request_id=None, user_id="u", idempotency=("k", "fp")
+    )
+    assert redis_client.exists(*(job_key(i) for i in (done, failed, queued))) == 3
     time.sleep(SHORT_TTL_SECONDS + 0.2)
-    store.sweep(max_lost_attempts=3)
+    _sweep(store, 3)
     assert store.get(done) is None and store.get(queued) is None
     # Only the per-minute counts of finished jobs remain, and they expire by themselves.
-    left = redis_client.keys(f"{KEY_PREFIX}*")
-    assert sorted(left) == [f"{FINISHED_KEY_PREFIX}complete", f"{FINISHED_KEY_PREFIX}failed"]
+    left = redis_client.keys("slatesim:*")
+    assert sorted(left) == [
+        shard_key(SHARD, "finished:complete"),
+        shard_key(SHARD, "finished:failed"),
+    ]
     assert all(0 < redis_client.pttl(key) <= FINISHED_COUNTS_KEEP_MS for key in left)
 
 
 # --- every transition sent twice: what a lost reply and redis-py's re-send do -----------------
 def test_a_resent_submit_returns_the_stored_job_and_rewrites_nothing(store, make_params):
-    job_id = new_job_id()
+    job_id = new_job_id(shard=SHARD)
     assert store.submit(job_id, make_params(), request_id="r", user_id="u").status == "created"
     job = _claim(store)
     store.mark_complete(job_id, job.claim_token, '{"v": 1}', duration_ms=1)
@@ -298,7 +329,7 @@ def test_a_resent_submit_returns_the_stored_job_and_rewrites_nothing(store, make
 
 
 def test_a_resent_submit_with_an_idempotency_key_is_its_own_creation(store, make_params):
-    job_id = new_job_id()
+    job_id = _id_for_key("u", "order-9")
     key = ("order-9", "fp")
     store.submit(job_id, make_params(), request_id="r", user_id="u", idempotency=key)
     again = store.submit(job_id, make_params(), request_id="r", user_id="u", idempotency=key)
@@ -309,8 +340,8 @@ def test_a_resent_submit_with_an_idempotency_key_is_its_own_creation(store, make
 def test_a_resent_claim_returns_the_job_its_token_took_and_takes_no_second(store, submit_to_store):
     first, second = submit_to_store(), submit_to_store()
     token = new_id()
-    claimed = store.claim_next(token, worker="w:1", instance="i", lease_seconds=LEASE)
-    again = store.claim_next(token, worker="w:1", instance="i", lease_seconds=LEASE)
+    claimed = store.claim_next(token, shard=SHARD, worker="w:1", instance="i", lease_seconds=LEASE)
+    again = store.claim_next(token, shard=SHARD, worker="w:1", instance="i", lease_seconds=LEASE)
     assert claimed.job.id == again.job.id == first
     assert again.status is ClaimStatus.CLAIMED and again.job.attempts == 1
     assert store.get(second).state is JobState.PENDING
@@ -320,10 +351,10 @@ def test_a_resent_claim_returns_the_job_its_token_took_and_takes_no_second(store
 def test_a_resent_claim_after_its_attempt_was_recovered_takes_nothing(store, submit_to_store):
     job_id = submit_to_store()
     token = new_id()
-    store.claim_next(token, worker="w:1", instance="i", lease_seconds=0.1)
+    store.claim_next(token, shard=SHARD, worker="w:1", instance="i", lease_seconds=0.1)
     time.sleep(0.2)
-    store.sweep(max_lost_attempts=3)
-    again = store.claim_next(token, worker="w:1", instance="i", lease_seconds=LEASE)
+    _sweep(store, 3)
+    again = store.claim_next(token, shard=SHARD, worker="w:1", instance="i", lease_seconds=LEASE)
     assert again.status is ClaimStatus.LOST and again.job is None
     assert store.get(job_id).state is JobState.PENDING
 
@@ -334,7 +365,7 @@ def test_a_resent_finish_is_recognised_as_already_applied(store, submit_to_store
     assert store.mark_complete(job_id, job.claim_token, "{}", duration_ms=1) is Transition.APPLIED
     again = store.mark_complete(job_id, job.claim_token, "{}", duration_ms=1)
     assert again is Transition.ALREADY_APPLIED and again.stored
-    assert redis_client.keys(f"{KEY_PREFIX}result:*:*") == []
+    assert redis_client.keys("slatesim:*result:*:*") == []
     failed_id = submit_to_store()
     job = _claim(store)
     store.mark_failed(failed_id, job.claim_token, "x", "y", duration_ms=1)
@@ -345,7 +376,7 @@ def test_a_finish_after_the_sweep_failed_the_job_is_not_taken_for_its_own(store,
     job_id = submit_to_store()
     job = _claim(store, lease=0.1)
     time.sleep(0.2)
-    store.sweep(max_lost_attempts=1)  # worker_lost at once
+    _sweep(store, 1)  # worker_lost at once
     assert store.get(job_id).to_dict()["error"]["code"] == "worker_lost"
     assert store.mark_failed(job_id, job.claim_token, "x", "late", duration_ms=1) is SUPERSEDED
 
@@ -360,7 +391,7 @@ def test_a_resent_release_is_recognised_as_already_applied(store, submit_to_stor
 
 def test_a_resent_hand_back_of_an_instance_returns_the_same_jobs(store, submit_to_store):
     mine = submit_to_store()
-    store.claim_next(new_id(), worker="a:1", instance="a", lease_seconds=LEASE)
+    store.claim_next(new_id(), shard=SHARD, worker="a:1", instance="a", lease_seconds=LEASE)
     assert store.release_instance("a") == [mine]
     assert store.release_instance("a") == [mine]
     assert store.queue_depth() == {"pending": 1, "running": 0}
@@ -379,76 +410,42 @@ def test_a_claim_behind_many_expired_entries_drops_a_batch_and_says_busy(
     redis_client, submit_to_store, make_params
 ):
     short = JobStore(redis_client, ttl_seconds=1)
-    short.submit_many(NewJob(new_job_id(), make_params()) for _ in range(CLAIM_SKIP_LIMIT * 2 + 1))
+    short.submit_many(
+        NewJob(new_job_id(shard=SHARD), make_params()) for _ in range(CLAIM_SKIP_LIMIT * 2 + 1)
+    )
     time.sleep(1.2)
     live = submit_to_store()  # the test's store: an hour of retention
     statuses = [
-        short.claim_next(new_id(), worker="w", instance="i", lease_seconds=LEASE).status
+        short.claim_next(
+            new_id(), shard=SHARD, worker="w", instance="i", lease_seconds=LEASE
+        ).status
         for _ in range(3)
     ]
     assert statuses == [ClaimStatus.BUSY, ClaimStatus.BUSY, ClaimStatus.CLAIMED]
-    assert redis_client.zcard(index_key(JobState.PENDING)) == 0
-    assert redis_client.zcard(index_key(None)) == 1 and live
+    assert redis_client.zcard(shard_key(SHARD, index_name(JobState.PENDING))) == 0
+    assert redis_client.zcard(shard_key(SHARD, index_name(None))) == 1 and live
 
 
 def test_a_sweep_says_when_a_batch_was_full_and_catches_up_in_calls(redis_client, make_params):
     short = JobStore(redis_client, ttl_seconds=1)
-    short.submit_many(NewJob(new_job_id(), make_params()) for _ in range(SWEEP_BATCH + 10))
-    time.sleep(1.2)
-    assert short.sweep(max_lost_attempts=3).more
-    assert not short.sweep(max_lost_attempts=3).more
-    assert short.queue_depth() == {"pending": 0, "running": 0}
-    assert redis_client.keys(f"{KEY_PREFIX}*") == []
-
-
-# --- an upgrade in place: jobs queued by the previous version on a list ------------------------
-def _queue_as_the_previous_version_did(redis_client, job_id: str, params: dict) -> None:
-    """What the previous version's submit wrote: the same record, the id LPUSHed on a list."""
-    now = int(time.time() * 1000)
-    redis_client.hset(
-        job_key(job_id),
-        mapping={
-            "state": "pending",
-            "params": json.dumps(params, sort_keys=True, separators=(",", ":")),
-            "slate_id": params["slate_id"],
-            "scenario_count": params["scenario_count"],
-            "attempts": 0,
-            "lost_attempts": 0,
-            "request_id": "",
-            "user_id": "",
-            "idempotency_fingerprint": "",
-            "created_at": now,
-            "expires_at": now + 3_600_000,
-        },
+    short.submit_many(
+        NewJob(new_job_id(shard=SHARD), make_params()) for _ in range(SWEEP_BATCH + 10)
     )
-    redis_client.pexpireat(job_key(job_id), now + 3_600_000)
-    redis_client.zadd(EXPIRY_KEY, {job_id: now + 3_600_000})
-    redis_client.zadd(index_key(None), {job_id: 0})
-    redis_client.zadd(index_key(JobState.PENDING), {job_id: 0})
-    redis_client.lpush(LEGACY_QUEUE_KEY, job_id)
+    time.sleep(1.2)
+    assert _sweep(short, 3).more
+    assert not _sweep(short, 3).more
+    assert short.queue_depth() == {"pending": 0, "running": 0}
+    assert redis_client.keys("slatesim:*") == []
 
 
-def test_jobs_queued_by_the_previous_version_are_claimed_in_order_after_a_sweep(
-    store, redis_client, make_params, submit_to_store
-):
-    legacy = [new_job_id() for _ in range(3)]
-    for job_id in legacy:
-        _queue_as_the_previous_version_did(redis_client, job_id, make_params())
-        time.sleep(0.002)
-    current = submit_to_store()
-    store.sweep(max_lost_attempts=3)
-    assert redis_client.exists(LEGACY_QUEUE_KEY) == 0
-    assert store.queue_depth() == {"pending": 4, "running": 0}
-    assert [_claim(store).id for _ in range(4)] == [*legacy, current]
-
-
+# --- results of earlier versions ------------------------------------------------------------
 def test_a_result_written_by_the_previous_version_inside_the_record_is_still_served(
     store, redis_client, submit_to_store
 ):
     job_id = submit_to_store()
     job = _claim(store)
     store.mark_complete(job_id, job.claim_token, "{}", duration_ms=1)
-    redis_client.delete(f"{KEY_PREFIX}result:{job_id}")
+    redis_client.delete(result_key(job_id))
     redis_client.hset(job_key(job_id), "result", '{"old": true}')
     assert store.get(job_id).to_dict()["result"] == {"old": True}
 
@@ -461,7 +458,7 @@ def test_a_pipelined_transition_after_redis_forgot_its_scripts_loads_them_and_ap
     redis_client.script_flush()  # what a Redis restart does to the script cache
     assert store.mark_complete(job_id, job.claim_token, '{"v": 1}', duration_ms=1).stored
     assert store.get(job_id).to_dict()["result"] == {"v": 1}
-    assert redis_client.keys(f"{KEY_PREFIX}result:*:*") == []
+    assert redis_client.keys("slatesim:*result:*:*") == []
 
 
 def test_an_acknowledged_transition_unconfirmed_by_replicas_raises_and_may_exist(
@@ -530,7 +527,9 @@ def test_a_job_cancelled_while_running_that_comes_back_is_failed_by_the_claim_ne
 ):
     """Invariant: a 202 to a cancel is kept, whatever brings the job back to the queue."""
     cancelled_id, following = submit_to_store(), submit_to_store()
-    job = store.claim_next(new_id(), worker="a:1", instance="a:0", lease_seconds=0.2).job
+    job = store.claim_next(
+        new_id(), shard=SHARD, worker="a:1", instance="a:0", lease_seconds=0.2
+    ).job
     assert job is not None and job.id == cancelled_id
     outcome = store.cancel(cancelled_id, user_id="bob", message="m")
     assert outcome.status is CancelStatus.REQUESTED
@@ -540,10 +539,12 @@ def test_a_job_cancelled_while_running_that_comes_back_is_failed_by_the_claim_ne
         assert store.release_instance("a:0") == [cancelled_id]
     else:
         time.sleep(0.3)
-        assert store.sweep(max_lost_attempts=3).recovered[0].outcome == "requeued"
+        assert _sweep(store, 3).recovered[0].outcome == "requeued"
     waiting = store.get(cancelled_id).to_dict()
     assert waiting["state"] == "pending" and waiting["cancel_requested_at"]
-    claimed = store.claim_next(new_id(), worker="b:1", instance="b:0", lease_seconds=LEASE)
+    claimed = store.claim_next(
+        new_id(), shard=SHARD, worker="b:1", instance="b:0", lease_seconds=LEASE
+    )
     assert claimed.cancelled == (cancelled_id,)
     assert claimed.job is not None and claimed.job.id == following  # the claim went on
     record = store.get(cancelled_id).to_dict()
@@ -609,7 +610,7 @@ def test_the_overview_counts_each_finished_job_once_and_names_the_workers(store,
     assert store.cancel(cancelled, user_id=None, message="m").status is CancelStatus.ALREADY
     _claim(store, worker="b:1", lease=0.2)  # the fourth: its worker vanishes
     time.sleep(0.3)
-    assert store.sweep(max_lost_attempts=1).recovered[0].outcome == "failed"
+    assert _sweep(store, 1).recovered[0].outcome == "failed"
     _claim(store, worker="a:1")
     _claim(store, worker="a:1")  # the last two both run on a:1 now
     overview = store.overview()
@@ -621,12 +622,12 @@ def test_the_overview_counts_each_finished_job_once_and_names_the_workers(store,
 def test_the_overview_sums_the_last_sixty_minutes_only(store, redis_client):
     minute = int(redis_client.time()[0]) // 60
     counts = {minute: 2, minute - 59: 3, minute - 60: 100}
-    redis_client.hset(f"{FINISHED_KEY_PREFIX}complete", mapping=counts)
+    redis_client.hset(shard_key(5, "finished:complete"), mapping=counts)  # any shard counts
     assert store.overview().complete_last_hour == 5
 
 
 def test_a_new_minute_drops_the_counts_past_the_hour(store, submit_to_store, redis_client):
-    key = f"{FINISHED_KEY_PREFIX}failed"
+    key = shard_key(SHARD, "finished:failed")
     for _ in range(2):  # again when the minute turned while it ran
         minute = int(redis_client.time()[0]) // 60
         redis_client.delete(key)

@@ -18,12 +18,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-import redis
-
-from app.jobs.keys import ALL_INDEX_KEY, job_key
-from tests.support.invariants import COMPLETE, STARTED, StateWatch, count_by_job, log_lines
+from app.jobs.keys import job_key
+from tests.support.invariants import (
+    COMPLETE,
+    STARTED,
+    StateWatch,
+    StoreClient,
+    all_job_ids,
+    count_by_job,
+    log_lines,
+)
 from tests.support.load import Submitters
 
 # The service's documented 503 codes; every 5xx it sends must be one of them.
@@ -60,7 +66,7 @@ class Verdict:
 
 
 def check(
-    client: redis.Redis,
+    client: StoreClient,
     submitters: list[Submitters],
     watch: StateWatch,
     log_files: list[Any],
@@ -91,7 +97,7 @@ def check(
         "submissions that share a job",
         (job_id for job_id, n in Counter(job_ids).items() if n > 1),
     )
-    stored = set(cast("list[str]", client.zrange(ALL_INDEX_KEY, 0, -1)))
+    stored = set(all_job_ids(client))
     verdict.counts["jobs in Redis"] = len(stored)
     verdict.violated("job without an acknowledged submission", stored - set(job_ids))
 
@@ -148,7 +154,7 @@ def _pid(worker: str | None) -> int | None:
     return int(pid) if pid.isdigit() else None
 
 
-def _records(client: redis.Redis, job_ids: list[str]) -> dict[str, dict[str, str]]:
+def _records(client: StoreClient, job_ids: list[str]) -> dict[str, dict[str, str]]:
     names = ("state", "attempts", "lost_attempts", "error_code", "worker")
     pipe = client.pipeline(transaction=False)
     for job_id in job_ids:

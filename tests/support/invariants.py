@@ -10,11 +10,18 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
-from app.jobs.keys import ALL_INDEX_KEY, job_key
+from app.jobs.keys import SHARDS, index_name, job_key, shard_key
+
+# A client of the store: a single Redis (or Sentinel's primary) or a Redis Cluster.
+StoreClient = redis.Redis | redis.RedisCluster
+
+if TYPE_CHECKING:
+    from tests.support.gunicorn import Gunicorn
+    from tests.support.load import Submitters
 
 COMPLETE = "job complete"
 STARTED = "job started"
@@ -55,6 +62,33 @@ def messages_of(lines: Iterable[dict[str, Any]], job_id: str) -> list[str]:
     return [line["message"] for line in lines if line.get("job_id") == job_id]
 
 
+def assert_acknowledged_jobs_complete_once(
+    servers: Iterable[Gunicorn], load: Submitters, *, at_least: int = 20
+) -> None:
+    """Every job a client got a 202 or 200 for ends complete, one job per Idempotency-Key, and
+    one "job complete" line per job across ``servers`` (the instances that ran jobs)."""
+    servers = list(servers)
+    assert not load.errors, load.errors[:5]
+    ids = list(load.acknowledged.values())
+    assert len(ids) >= at_least, len(ids)
+    assert len(set(ids)) == len(ids)  # one job per logical submission
+    for job_id in ids:
+        record = servers[0].wait_for_job(job_id, {"complete", "failed"}, timeout=120)
+        assert record["state"] == "complete", record
+    counts = count_by_job((line for s in servers for line in s.json_lines()), COMPLETE)
+    assert all(counts.get(job_id) == 1 for job_id in ids), {
+        job_id: counts.get(job_id) for job_id in ids if counts.get(job_id) != 1
+    }
+
+
+def all_job_ids(client: StoreClient) -> list[str]:
+    """The ID of every job the store lists, in every shard."""
+    pipe = client.pipeline(transaction=False)
+    for shard in SHARDS:
+        pipe.zrange(shard_key(shard, index_name(None)), 0, -1)
+    return [job_id for ids in cast("list[list[str]]", pipe.execute()) for job_id in ids]
+
+
 @dataclass
 class StateWatch:
     """Polls the state of every job Redis holds; records any complete job seen otherwise.
@@ -62,7 +96,7 @@ class StateWatch:
     Invariant it checks: a complete job is never seen in another state afterwards.
     """
 
-    redis_client: redis.Redis
+    redis_client: StoreClient
     interval: float = WATCH_INTERVAL_SECONDS
     regressions: list[tuple[str, str]] = field(default_factory=list)
     complete: set[str] = field(default_factory=set)
@@ -77,7 +111,7 @@ class StateWatch:
             self.stop.wait(self.interval)
 
     def _poll(self) -> None:
-        ids = cast("list[str]", self.redis_client.zrange(ALL_INDEX_KEY, 0, -1))
+        ids = all_job_ids(self.redis_client)
         pipe = self.redis_client.pipeline(transaction=False)
         for job_id in ids:
             pipe.hget(job_key(job_id), "state")

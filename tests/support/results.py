@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 from app.correlation import new_id
+from app.jobs.keys import SHARDS
+from app.jobs.outcomes import ClaimOutcome, ClaimStatus
 from app.jobs.runner import JobBody, JobFailure
 from app.jobs.simulation_job import with_names
 from app.jobs.store import JobStore
@@ -20,10 +22,36 @@ def stored_result(slate_id: str, scenario_count: int, seed: int) -> str:
     return json.dumps(result, separators=(",", ":"))
 
 
+def claim_any(
+    store: JobStore,
+    *,
+    worker: str = "test-host:1",
+    instance: str = "test-host:0",
+    lease_seconds: float = 600,
+) -> ClaimOutcome:
+    """Claim a pending job from the first shard that has one, in shard order (the oldest of
+    that shard), under a new token; the last outcome (EMPTY when no shard had one)."""
+    outcome = ClaimOutcome(ClaimStatus.EMPTY)
+    for shard in SHARDS:
+        while True:
+            outcome = store.claim_next(
+                new_id(),
+                shard=shard,
+                worker=worker,
+                instance=instance,
+                lease_seconds=lease_seconds,
+            )
+            if outcome.status is not ClaimStatus.BUSY:
+                break
+        if outcome.job is not None:
+            return outcome
+    return outcome
+
+
 def run_next_job(store: JobStore, body: JobBody, *, worker: str = "test-host:1") -> str:
-    """Claim the oldest pending job and run ``body`` on it to complete (or failed, when it
-    raises JobFailure), storing the outcome as a job thread would; the job's id."""
-    job = store.claim_next(new_id(), worker=worker, instance="test-host:0", lease_seconds=600).job
+    """Claim a pending job (``claim_any``) and run ``body`` on it to complete (or failed, when
+    it raises JobFailure), storing the outcome as a job thread would; the job's id."""
+    job = claim_any(store, worker=worker).job
     assert job is not None, "no pending job"
     try:
         result = body(job.params)

@@ -1,6 +1,6 @@
--- Recover lapsed leases, trim the entries of expired jobs, move jobs an earlier version of the
--- service queued on a list; at most `batch` of each, so one call is short at any queue length.
--- KEYS: leases queue running_index pending_index failed_index complete_index all_index expiry legacy_queue
+-- Recover lapsed leases and trim the entries of expired jobs, in one shard; at most `batch` of
+-- each, so one call is short at any queue length.
+-- KEYS: leases queue running_index pending_index failed_index complete_index all_index expiry
 -- ARGV: job_prefix max_lost ttl_ms batch worker_lost_message finished_prefix finished_keep_ms
 -- Returns {more, id, outcome, id, outcome, ...}: `more` is 1 when a batch was full (call again
 -- at once); each recovered job is requeued or failed (worker_lost).
@@ -43,15 +43,5 @@ for _, id in ipairs(gone) do
     end
   end
 end
-local moved = 0
-while moved < limit do
-  local id = redis.call('RPOP', legacy_queue)
-  if not id then break end
-  moved = moved + 1
-  local job = job_prefix .. id
-  if redis.call('HGET', job, 'state') == 'pending' then
-    redis.call('ZADD', queue, 'NX', redis.call('HGET', job, 'created_at') or now, id)
-  end
-end
-if #lapsed == limit or #gone == limit or moved == limit then out[1] = 1 end
+if #lapsed == limit or #gone == limit then out[1] = 1 end
 return out
