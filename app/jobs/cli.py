@@ -1,5 +1,5 @@
-"""``flask --app app.wsgi jobs ...``: submit, watch, cancel, list, show and requeue jobs, and
-print the queue depth.
+"""``flask --app app.wsgi jobs ...``: submit, watch, cancel, list, show and requeue jobs, print
+the queue depth, and move a store written before 0.5 into the shards (``migrate``).
 
 Output is JSON on stdout, for scripts; ``watch`` (and ``submit --wait``) on a terminal shows a
 progress bar instead, and piped prints one JSON line per change. Exit codes: 0 ok (a watched
@@ -24,6 +24,7 @@ from flask.cli import AppGroup
 from app.correlation import new_id
 from app.errors import DOMAIN_ERRORS, ApiError, JobExpired, JobFinished, JobNotFound, api_error
 from app.jobs.job import LISTABLE_STATES, Job, JobState
+from app.jobs.migration import migrate_everything
 from app.jobs.validation import (
     DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
@@ -121,6 +122,17 @@ def requeue_command(job_id: str) -> None:
 def depth_command() -> None:
     """Print the cluster-wide pending and running counts."""
     _echo(services().jobs.queue_depth())
+
+
+@jobs_cli.command("migrate")
+@_client_errors
+def migrate_command() -> None:
+    """Move every job of the layout before 0.5 into the shards now (the sweep moves them a
+    batch a period otherwise). Safe while instances work; prints how many moved and how many
+    wait because an instance of 0.4 still runs them (run it again once those have ended)."""
+    started = time.monotonic()
+    outcome = migrate_everything(services().store)
+    _echo({**outcome._asdict(), "seconds": round(time.monotonic() - started, 3)})
 
 
 # How often ``watch`` reads the record; progress itself moves once per heartbeat.
