@@ -27,7 +27,8 @@ from app.connections import create_redis
 from app.jobs.ids import new_job_id
 from app.jobs.store import JobStore, create_store
 from bench.run import Figure
-from tests.support.redis_ha import RedisHA, free_port_block
+from tests.support.ports import free_port_block
+from tests.support.redis_ha import HA_PORTS, RedisHA
 
 SUBMITS_PER_ROUND = 1000
 ROUNDS = 5
@@ -88,7 +89,7 @@ def _failover(ha: RedisHA, store: JobStore) -> tuple[float, float]:
 def measure_replication(notes: list[str], raw: dict[str, Any]) -> list[Figure]:
     """Figures of the replication section; the topology is removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="slatesim-bench-ha-") as directory:
-        ha = RedisHA(Path(directory), free_port_block()).start()
+        ha = RedisHA(Path(directory), free_port_block(HA_PORTS)).start()
         try:
             stores = {n: _store(ha.url, n) for n in (0, 1)}
             rates: dict[int, list[float]] = {0: [], 1: []}

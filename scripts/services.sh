@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local Redis and Neo4j for development and tests, installed and started from nothing.
 #
-#   scripts/services.sh up|down|status [redis|neo4j|ha]   (no service named = redis and neo4j)
+#   scripts/services.sh up|down|status [redis|neo4j|ha|cluster]   (none named: redis and neo4j)
 #
 # Redis: Debian's redis-server (apt-get installs it when missing), our own instance on
 #   127.0.0.1:$SLATESIM_REDIS_PORT (default 16379); data, log and pid file in .run/redis/.
@@ -17,6 +17,10 @@
 #   two replicas, three sentinels from $SLATESIM_REDIS_HA_PORT, default 16400, data in
 #   .run/redis-ha/); `up ha` writes .run/services-ha.env with its sentinel REDIS_URL and
 #   REDIS_MIN_REPLICAS=1, to source after .run/services.env.
+# cluster: a Redis Cluster of three primaries and three replicas (scripts/redis-cluster.sh, from
+#   $SLATESIM_REDIS_CLUSTER_PORT, default 16500, data in .run/redis-cluster/); `up cluster`
+#   writes .run/services-cluster.env with its redis+cluster REDIS_URL and REDIS_MIN_REPLICAS=1,
+#   to source after .run/services.env.
 #
 # Tuning: SLATESIM_NEO4J_HEAP (default 512m), SLATESIM_NEO4J_PAGECACHE_MB (default 128),
 # SLATESIM_START_TIMEOUT (seconds to wait for a service, default 120),
@@ -345,17 +349,20 @@ status() {
   return $code
 }
 
-usage() { die "usage: scripts/services.sh up|down|status [redis|neo4j|ha]"; }
+usage() { die "usage: scripts/services.sh up|down|status [redis|neo4j|ha|cluster]"; }
 
 (($# >= 1 && $# <= 2)) || usage
-if [[ "${2:-}" == ha ]]; then
+if [[ "${2:-}" == ha || "${2:-}" == cluster ]]; then
+  topology=$2
   mkdir -p "$RUN"
   [[ "$1" == up ]] && redis_install
   [[ "$1" =~ ^(up|down|status)$ ]] || usage
-  out=$(scripts/redis-ha.sh "$1" "$RUN/redis-ha")
+  out=$(scripts/redis-"$topology".sh "$1" "$RUN/redis-$topology")
   if [[ "$1" == up ]]; then
-    printf 'export REDIS_URL=%s\nexport REDIS_MIN_REPLICAS=1\n' "$out" >"$RUN/services-ha.env"
-    say "settings in .run/services-ha.env (source it after .run/services.env)"
+    printf 'export REDIS_URL=%s\nexport REDIS_MIN_REPLICAS=1\n' "$out" >"$RUN/services-$topology.env"
+    say "settings in .run/services-$topology.env (source it after .run/services.env)"
+  elif [[ "$1" == status ]]; then
+    say "$topology: ready, REDIS_URL=$out"
   fi
   exit 0
 fi

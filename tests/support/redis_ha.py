@@ -8,9 +8,7 @@ through their pid files.
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -20,36 +18,15 @@ from typing import cast
 import redis
 
 from tests.support.gunicorn import REPO_ROOT
+from tests.support.processes import alive
 from tests.support.waiting import wait_until
 
 SCRIPT = REPO_ROOT / "scripts" / "redis-ha.sh"
 SERVICE = "slatesim"
 
 
-# Blocks are taken below the kernel's ephemeral range (32768 and up on Linux), so no client
-# connection of the suite can be holding one of their ports.
-BLOCK_RANGE = (20000, 26000)
-
-
-def free_port_block(size: int = 13) -> int:
-    """A base port whose ``size`` successors are free (the script uses base..base+12)."""
-    for _ in range(200):
-        base = random.randrange(*BLOCK_RANGE)
-        if all(_free(base + n) for n in range(size)):
-            return base
-    raise RuntimeError("no free block of loopback ports")
-
-
-def _free(port: int) -> bool:
-    """Whether a server could listen on ``port`` (as Redis does, with SO_REUSEADDR: a port
-    whose last connections are in TIME_WAIT counts as free)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+# What the script uses: base..base + 12.
+HA_PORTS = 13
 
 
 @dataclass(frozen=True)
@@ -111,13 +88,13 @@ class RedisHA:
         """SIGKILL the Redis server on ``port``: the host is gone, nothing is flushed."""
         pid_file = self.directory / f"redis-{port}.pid"
         os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        wait_until(lambda: not _alive(int(pid_file.read_text())), 10, what=f"redis {port} gone")
+        wait_until(lambda: not alive(int(pid_file.read_text())), 10, what=f"redis {port} gone")
 
     def stop_server(self, port: int) -> None:
         """SIGTERM the Redis server on ``port`` (a replica taken down for maintenance)."""
         pid_file = self.directory / f"redis-{port}.pid"
         os.kill(int(pid_file.read_text()), signal.SIGTERM)
-        wait_until(lambda: not _alive(int(pid_file.read_text())), 20, what=f"redis {port} stopped")
+        wait_until(lambda: not alive(int(pid_file.read_text())), 20, what=f"redis {port} stopped")
 
     def restart_stopped(self) -> None:
         """Start again whatever was killed or stopped (the script starts what is not running)."""
@@ -153,11 +130,3 @@ class RedisHA:
                 return False
 
         wait_until(has_role, timeout, what=f"redis {port} as {role}")
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
