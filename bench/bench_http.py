@@ -69,6 +69,8 @@ TARGET_SUBMIT = 0.7
 TARGET_SUBMIT_VS_RQ = 1.5
 PEER_PAIR, PEER_NAME = "POST /jobs vs rq", "flask+rq"
 TARGET_FETCH = 0.8
+# A complete job's result sent as Redis holds it (gzip) against the bare route.
+GZIP_FETCH, TARGET_GZIP_FETCH = "GET /jobs/<id> complete gzip", 0.9
 TARGET_HEALTH = 0.9
 TARGET_READY_P99_MS = 20.0
 
@@ -127,10 +129,13 @@ class Request:
     method: str
     path: str
     body: dict[str, Any] | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
     def script(self) -> str:
         """The wrk Lua script sending this request and reporting in one line."""
-        lines = []
+        lines = [
+            f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}" for name, value in self.headers
+        ]
         if self.body is not None:
             lua_string = json.dumps(json.dumps(self.body, separators=(",", ":")))
             lines += [
@@ -291,6 +296,19 @@ def complete_job(store: JobStore) -> str:
     )
 
 
+def wire_bytes(service: Gunicorn, job_id: str) -> str:
+    """The complete job's response body, plain and with gzip: bytes on the wire."""
+    plain = service.request("GET", f"/jobs/{job_id}")
+    zipped = service.request("GET", f"/jobs/{job_id}", headers={"Accept-Encoding": "gzip"})
+    plain_bytes = int(plain.headers["content-length"])
+    if zipped.headers.get("content-encoding") != "gzip":
+        return "GET /jobs/<id> complete: no gzip answer to Accept-Encoding: gzip"
+    return (
+        f"GET /jobs/<id> complete on the wire: {len(zipped.body):,} bytes with gzip, "
+        f"{plain_bytes:,} plain ({plain_bytes / len(zipped.body):.1f}x)"
+    )
+
+
 def figures_for(
     name: str,
     service: Load,
@@ -383,6 +401,10 @@ def run(
             loads[fetch] = bench.pair(Request("GET", f"/jobs/{pending['id']}"))
             complete = bench.service_only(Request("GET", f"/jobs/{complete_id}"))
             loads["GET /jobs/<id> complete"] = (complete, loads[fetch][1])
+            loads[GZIP_FETCH] = bench.pair(
+                Request("GET", f"/jobs/{complete_id}", headers=(("Accept-Encoding", "gzip"),))
+            )
+            notes.append(wire_bytes(service, complete_id))
             loads["GET /health"] = bench.pair(Request("GET", "/health"))
             loads["GET /ready"] = bench.pair(Request("GET", "/ready"))
             loads["GET /ready probe"] = bench.pair(
@@ -406,6 +428,7 @@ def run(
         "POST /jobs": TARGET_SUBMIT,
         PEER_PAIR: TARGET_SUBMIT_VS_RQ,
         "GET /jobs/<id> complete": TARGET_FETCH,
+        GZIP_FETCH: TARGET_GZIP_FETCH,
         "GET /jobs/<id> pending": TARGET_FETCH,
         "GET /health": TARGET_HEALTH,
     }

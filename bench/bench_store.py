@@ -32,15 +32,15 @@ import redis
 from rq import Queue
 
 from app.config import Settings
-from app.correlation import new_id
 from app.jobs.ids import new_job_id
 from app.jobs.job import Job
 from app.jobs.store import JobStore
 from bench.run import Figure, bench_database, part_main
+from bench.store_cluster import measure_cluster
 from bench.store_replication import measure_replication
 from bench.store_scale import BACKLOGS, GIB, measure_scale
 from tests.support.redis_server import RedisServer
-from tests.support.results import stored_result
+from tests.support.results import claim_any, stored_result
 
 # Own database of the shared Redis, flushed before and after; far from the low numbers that
 # the tests (1), `make run` (0) and ad-hoc work reach for.
@@ -64,6 +64,8 @@ TARGET_SUBMIT_RATIO = 1.5
 TARGET_ROUND_TRIPS_PER_OPERATION = 1.0
 # Latency at a million queued jobs over the empty queue's: flat within 20 %.
 TARGET_FLAT_RATIO = 1.2
+# A complete job of the football slate, record, entries and compressed result (was 133 KB).
+TARGET_COMPLETE_JOB_BYTES = 38_000
 
 
 def rq_client(service_client: redis.Redis) -> redis.Redis:
@@ -208,7 +210,7 @@ def _count_each_operation(url: str) -> dict[str, CommandCount]:
     claimed: list[Job] = []
 
     def claim() -> None:
-        job = store.claim_next(new_id(), worker="bench", instance="bench", lease_seconds=60).job
+        job = claim_any(store, worker="bench", instance="bench", lease_seconds=60).job
         assert job is not None, "the queue held no job to claim"
         claimed.append(job)
 
@@ -309,6 +311,10 @@ def measure(args: argparse.Namespace, notes: list[str], raw: dict[str, Any]) -> 
     except Exception as error:  # a benchmark reports what went wrong; it never fails a build
         notes.append(f"replication did not complete: {error!r}")
     try:
+        figures += measure_cluster(notes, raw.setdefault("cluster", {}))
+    except Exception as error:  # a benchmark reports what went wrong; it never fails a build
+        notes.append(f"cluster did not complete: {error!r}")
+    try:
         scale = measure_scale(notes)
         raw["scale"] = scale
         figures += scale_figures(scale, notes)
@@ -351,8 +357,21 @@ def scale_figures(scale: dict[str, Any], notes: list[str]) -> list[Figure]:
     memory = scale["memory"]
     for kind in ("pending", "complete"):
         per_job = memory[f"{kind}_job_bytes"]
-        figures.append(Figure(f"Redis memory per {kind} job", per_job, "bytes"))
+        target = ("<=", TARGET_COMPLETE_JOB_BYTES) if kind == "complete" else None
+        figures.append(
+            Figure(
+                f"Redis memory per {kind} job",
+                per_job,
+                "bytes",
+                target=target,
+                target_on_value=True,
+            )
+        )
         notes.append(f"{kind} jobs per GiB of Redis memory: {GIB / per_job:,.0f}")
+    notes.append(
+        f"the complete job's result: {memory['result_bytes']:,.0f} bytes of JSON, "
+        f"{memory['stored_result_bytes']:,.0f} stored (gzip)"
+    )
     return figures
 
 
