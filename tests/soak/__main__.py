@@ -2,6 +2,10 @@
 
     python -m tests.soak            # SOAK_SECONDS (600) of faults, SOAK_SEED (drawn) seeds them
 
+SOAK_REDIS=cluster runs it on a Redis Cluster of its own (three primaries, three replicas) with
+the cluster's faults (a primary or a replica SIGKILLed, slots moved) in place of the single
+Redis's (replies held, an instance cut off, Redis restarted or SIGKILLed).
+
 Everything it starts lives under .soak/<time>-<seed>/ (instances' logs, Redis's AOF, HAProxy's
 output), kept for reading after the run.
 """
@@ -16,15 +20,14 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-
-import redis
+from typing import Literal
 
 from app.jobs.keys import job_key
 from tests.soak.checker import Verdict, check
 from tests.soak.nemesis import Nemesis
 from tests.soak.stack import SoakStack
 from tests.support.gunicorn import REPO_ROOT
-from tests.support.invariants import StateWatch
+from tests.support.invariants import StateWatch, StoreClient
 from tests.support.load import Submitters
 from tests.support.services import service_env
 from tests.support.waiting import wait_until
@@ -64,17 +67,17 @@ def clients(port: int) -> list[Submitters]:
     ]
 
 
-def soak(directory: Path, seed: int, seconds: float) -> tuple[Nemesis, Verdict, float]:
+def soak(
+    directory: Path, seed: int, seconds: float, topology: Literal["single", "cluster"]
+) -> tuple[Nemesis, Verdict, float]:
     """Start the stack, load it while the nemesis works, heal, settle, check; stop it all.
 
     Returns the nemesis (its faults), the verdict and how long the jobs took to settle.
     """
-    stack = SoakStack(directory, service_env(redis_db=0))
+    stack = SoakStack(directory, service_env(redis_db=0), topology)
     try:
         stack.start()
-        with contextlib.closing(
-            redis.Redis.from_url(stack.redis.url, decode_responses=True)
-        ) as client:
+        with contextlib.closing(stack.redis_client()) as client:
             nemesis = Nemesis(stack, random.Random(seed))
             watch = StateWatch(client, interval=WATCH_INTERVAL_SECONDS)
             load = clients(stack.port)
@@ -95,7 +98,7 @@ def soak(directory: Path, seed: int, seconds: float) -> tuple[Nemesis, Verdict, 
     return nemesis, verdict, settled
 
 
-def settle(client: redis.Redis, load: list[Submitters]) -> float:
+def settle(client: StoreClient, load: list[Submitters]) -> float:
     """Wait until every acknowledged job is complete or failed; the seconds it took."""
     started = time.monotonic()
     ids = [job_id for group in load for job_id in group.acknowledged.values()]
@@ -115,10 +118,16 @@ def main() -> int:
     """Run the soak; print the report; 0 when every invariant held."""
     seconds = float(os.environ.get("SOAK_SECONDS") or DEFAULT_SECONDS)
     seed = int(os.environ.get("SOAK_SEED") or random.SystemRandom().randrange(1, 2**31))
+    topology: Literal["single", "cluster"] = (
+        "cluster" if os.environ.get("SOAK_REDIS") == "cluster" else "single"
+    )
     directory = RUNS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{seed}"
-    print(f"soak: seed {seed}, {seconds:g} s of faults, files in {directory}", flush=True)
+    print(
+        f"soak: seed {seed}, {seconds:g} s of faults, Redis {topology}, files in {directory}",
+        flush=True,
+    )
     began = time.monotonic()
-    nemesis, verdict, settled = soak(directory, seed, seconds)
+    nemesis, verdict, settled = soak(directory, seed, seconds, topology)
     kinds = Counter(fault.kind for fault in nemesis.faults)
     print()
     print(f"soak: seed {seed}, {seconds:g} s of faults, {time.monotonic() - began:.0f} s in all")

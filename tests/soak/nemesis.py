@@ -61,15 +61,24 @@ class Nemesis:
     def kinds(self) -> dict[str, Callable[[], tuple[str, float]]]:
         """Every kind of fault, by name; each applies, holds and heals one, returning its
         target and how long it held."""
+        store: dict[str, Callable[[], tuple[str, float]]] = {
+            "redis_reply_hold": self.hold_redis_replies,
+            "redis_partition": self.cut_an_instance_off,
+            "redis_restart": self.restart_redis,
+            "redis_sigkill": self.kill_redis,
+        }
+        if self.stack.topology == "cluster":
+            store = {
+                "primary_sigkill": self.kill_a_primary,
+                "replica_sigkill": self.kill_a_replica,
+                "slots_moved": self.move_slots,
+            }
         return {
             "worker_sigkill": self.kill_a_worker,
             "instance_sigkill": self.kill_an_instance,
             "instance_sigterm": self.restart_an_instance,
             "reload_sighup": self.reload_an_instance,
-            "redis_reply_hold": self.hold_redis_replies,
-            "redis_partition": self.cut_an_instance_off,
-            "redis_restart": self.restart_redis,
-            "redis_sigkill": self.kill_redis,
+            **store,
             "neo4j_freeze": self.freeze_neo4j,
         }
 
@@ -189,6 +198,44 @@ class Nemesis:
         held = self._hold(0.5, 3)
         self.stack.redis.start()
         return "redis", held
+
+    # --- Redis Cluster -----------------------------------------------------------------------
+    def kill_a_primary(self) -> tuple[str, float]:
+        """A primary SIGKILLed (its host gone): its replica takes over; the node starts again
+        and rejoins as the new primary's replica (what an orchestrator's restart does)."""
+        cluster = self.stack.cluster
+        holders = {port: shards for port, shards in cluster.shards_by_primary().items() if shards}
+        victim = self.rng.choice(sorted(holders))
+        started = time.monotonic()
+        cluster.kill(victim)
+        cluster.wait_for_failover(victim, shard=holders[victim][0], timeout=60)
+        held = time.monotonic() - started
+        cluster.start()
+        return f"node {victim}", held
+
+    def kill_a_replica(self) -> tuple[str, float]:
+        """A replica SIGKILLed: its primary's shards refuse writes (REDIS_MIN_REPLICAS=1)
+        until it is back."""
+        cluster = self.stack.cluster
+        victim = self.rng.choice(cluster.replicas())
+        cluster.kill(victim)
+        held = self._hold(0.5, 3)
+        cluster.start()
+        return f"node {victim}", held
+
+    def move_slots(self) -> tuple[str, float]:
+        """A twelfth of the slots (one shard's) moved with `redis-cli --cluster reshard`, from
+        the primary holding the most to the one holding the fewest, while jobs flow."""
+        cluster = self.stack.cluster
+        counts = cluster.slot_counts()
+        source = max(counts, key=lambda port: counts[port])
+        target = min(counts, key=lambda port: counts[port])
+        started = time.monotonic()
+        reshard = cluster.reshard(source, target, slots=16384 // 12)
+        output, _ = reshard.communicate(timeout=EXIT_TIMEOUT_SECONDS * 5)
+        if reshard.returncode != 0:
+            raise RuntimeError(f"reshard failed: {output[-2000:]}")
+        return f"{source}>{target}", time.monotonic() - started
 
     # --- Neo4j -------------------------------------------------------------------------------
     def freeze_neo4j(self) -> tuple[str, float]:

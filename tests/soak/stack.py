@@ -1,5 +1,8 @@
-"""What the soak runs: two instances behind the example HAProxy, a Redis of its own that each
-instance reaches through its own Toxiproxy proxy, and the local Neo4j behind a freezable proxy."""
+"""What the soak runs: two instances behind the example HAProxy, the local Neo4j behind a
+freezable proxy, and a Redis of its own: a single server that each instance reaches through its
+own Toxiproxy proxy, or (``topology="cluster"``) a Redis Cluster of three primaries and three
+replicas that the instances reach directly (a cluster's nodes announce their own addresses, so
+a proxy cannot stand between), with REDIS_MIN_REPLICAS=1."""
 
 from __future__ import annotations
 
@@ -7,7 +10,10 @@ import contextlib
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
+
+from redis import Redis, RedisCluster
 
 from tests.support.balancers import (
     EXAMPLE_HAPROXY_BACKEND,
@@ -17,7 +23,8 @@ from tests.support.balancers import (
 )
 from tests.support.frozen_bolt import FrozenBolt
 from tests.support.gunicorn import Gunicorn
-from tests.support.ports import free_port
+from tests.support.ports import free_port, free_port_block
+from tests.support.redis_cluster import BUS_OFFSET, NODES, RedisClusterNodes
 from tests.support.redis_server import RedisServer
 from tests.support.toxiproxy import Proxy, ToxiproxyServer
 
@@ -48,7 +55,9 @@ class SoakStack:
 
     directory: Path
     service_env: dict[str, str]  # NEO4J_* of the local services
+    topology: Literal["single", "cluster"] = "single"
     redis: RedisServer = field(init=False)
+    cluster: RedisClusterNodes = field(init=False)
     toxiproxy: ToxiproxyServer = field(init=False)
     redis_proxies: dict[str, Proxy] = field(default_factory=dict)
     neo4j: FrozenBolt = field(init=False)
@@ -57,13 +66,18 @@ class SoakStack:
 
     def start(self) -> SoakStack:
         """Start Redis, the proxies, both instances and HAProxy; wait until both are in rotation."""
-        self.redis = RedisServer(self.directory / "redis", fsync_always=True).start()
+        if self.topology == "cluster":
+            base = free_port_block(NODES, offsets=(0, BUS_OFFSET))
+            self.cluster = RedisClusterNodes(self.directory / "redis-cluster", base).start()
+        else:
+            self.redis = RedisServer(self.directory / "redis", fsync_always=True).start()
         self.toxiproxy = ToxiproxyServer(self.directory / "toxiproxy").start()
         upstream = urlsplit(self.service_env["NEO4J_URI"]).port
         assert upstream is not None
         self.neo4j = FrozenBolt(upstream).start()
         for name in EXAMPLE_HAPROXY_SERVERS:
-            self.redis_proxies[name] = self.toxiproxy.proxy(f"redis-{name}", self.redis.port)
+            if self.topology == "single":
+                self.redis_proxies[name] = self.toxiproxy.proxy(f"redis-{name}", self.redis.port)
             self.instances[name] = Gunicorn(self._env(name), self.directory / "instances")
             self.instances[name].start()
         ports = {name: instance.port for name, instance in self.instances.items()}
@@ -78,12 +92,17 @@ class SoakStack:
         return self
 
     def _env(self, name: str) -> dict[str, str]:
-        return {
-            **self.service_env,
-            **INSTANCE_ENV,
-            "REDIS_URL": self.redis_proxies[name].url_for(self.redis.url),
-            "NEO4J_URI": self.neo4j.url(),
-        }
+        if self.topology == "cluster":
+            store = {"REDIS_URL": self.cluster.url, "REDIS_MIN_REPLICAS": "1"}
+        else:
+            store = {"REDIS_URL": self.redis_proxies[name].url_for(self.redis.url)}
+        return {**self.service_env, **INSTANCE_ENV, **store, "NEO4J_URI": self.neo4j.url()}
+
+    def redis_client(self) -> Redis | RedisCluster:
+        """A client of the store, not through any proxy: what the watcher and checker read."""
+        if self.topology == "cluster":
+            return self.cluster.cluster()
+        return Redis.from_url(self.redis.url, decode_responses=True)
 
     @property
     def port(self) -> int:
@@ -108,7 +127,9 @@ class SoakStack:
         with contextlib.suppress(Exception):
             self.toxiproxy.reset()
         self.neo4j.thaw()
-        if self.redis.process is None or self.redis.process.poll() is not None:
+        if self.topology == "cluster":
+            self.cluster.start()  # any node down starts again, and the cluster is ok again
+        elif self.redis.process is None or self.redis.process.poll() is not None:
             self.redis.start()
         for name, instance in self.instances.items():
             if instance.process is None or instance.process.poll() is not None:
@@ -123,6 +144,6 @@ class SoakStack:
                 instance.signal(signal.SIGTERM)
         for instance in self.instances.values():
             instance.stop()
-        for stop in ("neo4j", "toxiproxy", "redis"):
+        for stop in ("neo4j", "toxiproxy", "redis", "cluster"):
             with contextlib.suppress(AttributeError):
                 getattr(self, stop).stop()
