@@ -464,12 +464,21 @@ class JobStore:
         return CancelOutcome(CancelStatus(status), job)
 
     # --- upkeep --------------------------------------------------------------------------------
-    def lead_sweeps(self, holder: str, *, period_ms: int) -> bool:
-        """Whether ``holder`` sweeps every shard this period: it holds the fleet's sweep lease
-        (taken when free, renewed by its holder, ``period_ms`` x 3 long)."""
-        keys = {"leader": shard_key(FLEET_SHARD, "sweep:leader")}
-        args = {"holder": holder, "lease_ms": period_ms * 3}
-        return bool(self._script("lead", FLEET_SHARD, keys, args))
+    def lead_sweeps(self, holder: str, *, lease_ms: int, renew: bool) -> bool:
+        """Whether ``holder`` sweeps every shard this period: it holds the fleet's sweep lease.
+
+        ``renew`` (the holder of the last period): renew it if it is still ours, take it if
+        it is free (a script). Otherwise only take it when free: one SET NX, the one command a
+        sweeper that does not lead sends.
+        """
+        leader = shard_key(FLEET_SHARD, "sweep:leader")
+        if not renew:
+            taken = self._shards.one(
+                FLEET_SHARD, lambda pipe: pipe.set(leader, holder, nx=True, px=lease_ms)
+            )[-1]
+            return bool(taken)
+        args = {"holder": holder, "lease_ms": lease_ms}
+        return bool(self._script("lead", FLEET_SHARD, {"leader": leader}, args))
 
     def sweep(self, shards: Iterable[int], *, max_lost_attempts: int) -> SweepOutcome:
         """Recover lapsed leases and trim expired jobs' entries in ``shards``, one batch each,

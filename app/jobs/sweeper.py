@@ -1,14 +1,15 @@
 """The store's upkeep: recover jobs whose lease lapsed, trim expired entries, move the layout
 before 0.5 into the shards; done once per period for the whole fleet.
 
-Every worker runs a sweeper thread (also on intake-only instances). Each JOB_SWEEP_SECONDS it
-asks for the fleet's sweep lease (``lead.lua``, one command in the fleet's shard): the holder,
-and only it, sweeps every shard, one script per shard in one pipeline per node, batch after
-batch while batches come back full. The lease lasts three periods and its holder renews it, so
-a holder that dies is replaced within three periods. What a sweep costs Redis therefore does
-not grow with the fleet: one lease request per worker and period, and one sweep of each shard
-per period, whether one instance runs or a hundred (docs/benchmarks.md). The holder also moves
-a batch of the layout before 0.5, while any is left (app/jobs/migration.py).
+Every worker runs a sweeper thread (also on intake-only instances). The fleet's sweep lease
+(a key in the fleet's shard, LEASE_PERIODS periods long) names the one sweeper that sweeps: each
+JOB_SWEEP_SECONDS its holder renews it (``lead.lua``) and sweeps every shard, one script per
+shard in one pipeline per node, batch after batch while batches come back full. A sweeper
+that does not hold it asks once per lease (one ``SET NX``, at a jittered interval): when the
+holder dies, another takes over within two leases. What sweeping costs Redis therefore barely
+grows with the fleet: one sweep of each shard per period, whether one instance runs or a
+hundred, and one ``SET NX`` per other worker and lease (docs/benchmarks.md). The holder also
+moves a batch of the layout before 0.5, while any is left (app/jobs/migration.py).
 
 At its start the thread also reads the Redis servers' settings that can lose jobs (eviction,
 no persistence), logs them, and keeps them for /ready.
@@ -17,6 +18,7 @@ no persistence), logs them, and keeps them for /ready.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 
 import redis
@@ -30,6 +32,9 @@ from app.jobs.store import JobStore
 
 logger = logging.getLogger(__name__)
 
+# The sweep lease lasts this many periods: its holder renews it every period.
+LEASE_PERIODS = 3
+
 
 class Sweeper:
     """Sweeps until ``stop`` is set (the worker stops claiming: another worker sweeps)."""
@@ -39,27 +44,32 @@ class Sweeper:
         self._settings = settings
         self._stop = stop
         self.holder = new_id()  # this sweeper's name in the lease
+        self._leading = False  # held the lease at its last request
         self.durability_warnings: list[str] = []
 
     def run(self) -> None:
-        """The sweeper thread's loop."""
+        """The sweeper thread's loop: every period while it leads, once a lease otherwise."""
         self._check_durability()
+        period = self._settings.job_sweep_seconds
         while True:
-            self.sweep_if_leading()
-            if self._stop.wait(self._settings.job_sweep_seconds):
+            led = self.sweep_if_leading()
+            wait = period if led else period * LEASE_PERIODS * random.uniform(0.8, 1.0)
+            if self._stop.wait(wait):
                 return
 
     def sweep_if_leading(self) -> bool:
         """Sweep every shard when this sweeper holds the fleet's lease; whether it did."""
-        period_ms = int(self._settings.job_sweep_seconds * 1000)
+        lease_ms = int(self._settings.job_sweep_seconds * 1000 * LEASE_PERIODS)
         try:
-            if not self._store.lead_sweeps(self.holder, period_ms=period_ms):
-                return False
+            self._leading = self._store.lead_sweeps(
+                self.holder, lease_ms=lease_ms, renew=self._leading
+            )
         except redis.RedisError as error:
             logger.warning("sweep skipped: %s", type(error).__name__)
             return False
-        self.sweep_until_caught_up()
-        return True
+        if self._leading:
+            self.sweep_until_caught_up()
+        return self._leading
 
     def sweep_until_caught_up(self) -> None:
         """Sweep every shard, then again those whose batch came back full (a backlog expiring
