@@ -473,10 +473,11 @@ class JobStore:
         """
         leader = shard_key(FLEET_SHARD, "sweep:leader")
         if not renew:
-            taken = self._shards.one(
-                FLEET_SHARD, lambda pipe: pipe.set(leader, holder, nx=True, px=lease_ms)
-            )[-1]
-            return bool(taken)
+
+            def take(pipe: redis.client.Pipeline) -> None:
+                pipe.set(leader, holder, nx=True, px=lease_ms)
+
+            return bool(self._shards.one(FLEET_SHARD, take)[-1])
         args = {"holder": holder, "lease_ms": lease_ms}
         return bool(self._script("lead", FLEET_SHARD, {"leader": leader}, args))
 
