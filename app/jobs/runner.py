@@ -1,7 +1,7 @@
 """Job threads: claim pending jobs, run them, keep their leases alive, recover lost ones.
 
 One ``JobRunner`` per worker process, started after the fork. It runs:
-- ``JOB_CONCURRENCY`` job threads that claim jobs FIFO from the shared Redis queue;
+- ``JOB_CONCURRENCY`` job threads that claim jobs from the shards in turn (FIFO within each);
 - a heartbeat thread that renews the leases of this process's running attempts;
 - the sweeper's thread (also on intake-only instances, app/jobs/sweeper.py).
 Shutdown is two calls: ``stop_claiming`` at the signal, ``drain`` until the deadline.
@@ -9,6 +9,9 @@ Shutdown is two calls: ``stop_claiming`` at the signal, ``drain`` until the dead
 Everything is kept by attempt, named by the claim token its thread drew: a stale attempt of a
 job (its lease lapsed, the sweep requeued the job and another thread here took it again) is a
 separate entry, and its end never touches the newer attempt's lease, drain entry or listing.
+
+The job threads, the heartbeat, the drain and the close share that state under one lock, which
+is why it is one class and runs past 400 lines.
 """
 
 from __future__ import annotations
