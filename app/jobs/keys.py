@@ -37,8 +37,6 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from ulid import ULID
-
 if TYPE_CHECKING:
     from app.jobs.job import JobState
 
@@ -76,10 +74,19 @@ def shard_key(shard: int, name: str) -> str:
     return f"{shard_prefix(shard)}{name}"
 
 
+# Crockford's base32, as ULIDs are written (either case).
+_BASE32 = {c: n for n, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
+_BASE32.update({c.lower(): n for c, n in _BASE32.items()})
+
+
 def shard_of_job(job_id: str) -> int:
-    """The shard of a job: the last 32 bits of its ID (its checksum, evenly spread) mod the
-    shard count."""
-    return int.from_bytes(bytes(ULID.from_str(job_id))[-4:], "big") % SHARD_COUNT
+    """The shard of a job: the last 32 bits of its ID (random, evenly spread) mod the shard
+    count. Read from the last seven characters (35 bits) of the text: every store call
+    needs it, and decoding the whole ULID took longer than the rest of the key's making."""
+    tail = 0
+    for character in job_id[-7:]:
+        tail = tail * 32 + _BASE32[character]
+    return (tail & 0xFFFFFFFF) % SHARD_COUNT
 
 
 def idempotency_digest(user_id: str | None, key: str) -> str:

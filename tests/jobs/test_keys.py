@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+from ulid import ULID
 
 from app.jobs.ids import new_job_id
 from app.jobs.keys import (
@@ -73,3 +74,10 @@ def test_jobs_without_a_key_spread_over_every_shard():
     counts = Counter(shard_of_job(new_job_id()) for _ in range(12_000))
     assert set(counts) == set(SHARDS)
     assert max(counts.values()) < 1.2 * min(counts.values()), counts
+
+
+def test_the_shard_read_from_the_ids_text_is_the_last_32_bits_of_the_ulid():
+    for _ in range(2000):
+        ulid = ULID()
+        expected = int.from_bytes(bytes(ulid)[-4:], "big") % SHARD_COUNT
+        assert shard_of_job(str(ulid)) == expected == shard_of_job(str(ulid).lower())
