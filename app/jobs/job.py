@@ -3,8 +3,9 @@ dashboard show): the record's meaning, apart from where and how it is stored."""
 
 from __future__ import annotations
 
-import gzip
 import json
+import struct
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -17,10 +18,16 @@ from app.timestamps import iso_utc
 # The error code of every cancelled job, whichever way the cancel took effect (the store's
 # scripts and the dashboard's page script are given it, never a copy).
 CANCELLED_ERROR_CODE = "cancelled"
-# How results are stored: gzip at level 6, measured on the football slate's 125 KB result
+# How results are stored: deflate at level 6, measured on the football slate's 125 KB result
 # (docs/benchmarks.md): about a quarter of the size in about 5 ms, once per job.
-RESULT_GZIP_LEVEL = 6
-GZIP_MAGIC = b"\x1f\x8b"
+RESULT_DEFLATE_LEVEL = 6
+# The stored form's mark (slatesim deflate, version 1); plain JSON came before 0.5.
+STORED_RESULT_MARK = b"SZD1"
+# A public record with its result starts with it: what the stored deflate stream holds.
+RESULT_LEAD = b'{"result":'
+# A gzip member's header: deflate, no flags, no time, no extra flags, unknown OS (RFC 1952).
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+_RAW_DEFLATE = -15  # zlib's wbits for a deflate stream without zlib's or gzip's framing
 
 
 class JobState(str, Enum):
@@ -46,13 +53,38 @@ def _iso(millis: str | None) -> str | None:
 
 
 def compressed_result(result_json: str) -> bytes:
-    """How a result is stored: its JSON as one gzip member (a quarter of its size for the
-    football slate), which a response can carry to a gzip-accepting client as it is."""
-    return gzip.compress(result_json.encode(), compresslevel=RESULT_GZIP_LEVEL, mtime=0)
+    """How a result is stored: ``{"result":`` and its JSON as one raw deflate stream, ended
+    by a sync flush (byte-aligned, no final block), after the mark, its CRC-32 and length.
+
+    A ``GET`` by a client that accepts gzip sends that stream as it is, inside one gzip
+    member whose rest (the other fields, the final block, the trailer) is made per request:
+    a stream that starts with the stored bytes needs no CRC-32 combining, and one member is
+    what every gzip reader reads (curl reads only the first member of several).
+    """
+    plain = RESULT_LEAD + result_json.encode()
+    compressor = zlib.compressobj(RESULT_DEFLATE_LEVEL, zlib.DEFLATED, _RAW_DEFLATE)
+    stream = compressor.compress(plain) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return STORED_RESULT_MARK + struct.pack(">II", zlib.crc32(plain), len(plain)) + stream
 
 
-def _gzip_member(data: bytes) -> bytes:
-    return gzip.compress(data, compresslevel=1, mtime=0)
+@dataclass(frozen=True)
+class _StoredDeflate:
+    """A result stored by ``compressed_result``: the CRC-32 and length of its plain text."""
+
+    crc: int
+    length: int
+    stream: bytes
+
+    @classmethod
+    def parse(cls, stored: bytes) -> _StoredDeflate | None:
+        if not stored.startswith(STORED_RESULT_MARK):
+            return None  # plain JSON, written before 0.5
+        crc, length = struct.unpack_from(">II", stored, len(STORED_RESULT_MARK))
+        return cls(crc, length, stored[len(STORED_RESULT_MARK) + 8 :])
+
+    def plain(self) -> bytes:
+        """``{"result":`` and the result's JSON."""
+        return zlib.decompressobj(_RAW_DEFLATE).decompress(self.stream)
 
 
 @dataclass(frozen=True)
@@ -61,8 +93,8 @@ class Job:
 
     id: str
     fields: Mapping[str, str] = field(repr=False)
-    # The stored result as Redis holds it (one gzip member; plain JSON from before 0.5), when
-    # it was read with the record.
+    # The stored result as Redis holds it (see compressed_result; plain JSON from before 0.5),
+    # when it was read with the record.
     stored_result: bytes | None = field(default=None, repr=False)
 
     @property
@@ -96,20 +128,17 @@ class Job:
         """The user that created the job, when known."""
         return self.fields.get("user_id") or None
 
-    def _result_bytes(self) -> tuple[bytes, bool] | None:
-        """The stored result and whether it is gzip; None before the job completes."""
-        stored = self.stored_result or self.fields.get("result", "").encode()  # before 0.2
-        if not stored:
-            return None
-        return stored, stored[:2] == GZIP_MAGIC
+    def _stored(self) -> bytes | None:
+        """The stored result as Redis holds it; None before the job completes."""
+        return self.stored_result or self.fields.get("result", "").encode() or None  # < 0.2
 
     def result_json(self) -> bytes | None:
         """The result document as JSON bytes; None until the job is complete."""
-        found = self._result_bytes()
-        if found is None:
+        stored = self._stored()
+        if stored is None:
             return None
-        stored, packed = found
-        return gzip.decompress(stored) if packed else stored
+        packed = _StoredDeflate.parse(stored)
+        return stored if packed is None else packed.plain()[len(RESULT_LEAD) :]
 
     def result(self) -> dict[str, Any] | None:
         """The stored result document, parsed; None until the job is complete."""
@@ -119,35 +148,34 @@ class Job:
         parsed: dict[str, Any] = orjson.loads(document)
         return parsed
 
-    def _record_around_result(self) -> tuple[bytes, bytes]:
-        """The public record's JSON before and after the place of its result."""
-        body = orjson.dumps(self.to_dict(include_result=False))
-        return body[:-1] + b',"result":', b"}"
+    def _fields_after_result(self) -> bytes:
+        """The public record's JSON that follows its result: ``,"id":...}``."""
+        return b"," + orjson.dumps(self.to_dict(include_result=False))[1:]
 
     def to_json(self) -> bytes:
-        """The public record with its result, as JSON bytes.
+        """The public record with its result (first), as JSON bytes.
 
-        The result is written into the document as it is stored (once decompressed), not
-        parsed and serialised again: for a 125 KB result that is most of the work of a
-        ``GET /jobs/<id>``.
+        The result is written into the document as it is stored (once inflated), not parsed
+        and serialised again: for a 125 KB result that is most of the work of a ``GET``.
         """
         result = self.result_json()
         if result is None:
             return orjson.dumps(self.to_dict(include_result=False))
-        before, after = self._record_around_result()
-        return b"".join((before, result, after))
+        return b"".join((RESULT_LEAD, result, self._fields_after_result()))
 
-    def to_gzip(self) -> bytes:
-        """The public record with its result, gzip-compressed: the stored result's gzip member
-        between two small members of the record around it, never decompressed (a gzip stream
-        may hold several members, RFC 1952 2.2; every HTTP client that accepts gzip reads it)."""
-        found = self._result_bytes()
-        if found is None:
-            return _gzip_member(orjson.dumps(self.to_dict(include_result=False)))
-        stored, packed = found
-        before, after = self._record_around_result()
-        middle = stored if packed else _gzip_member(stored)
-        return b"".join((_gzip_member(before), middle, _gzip_member(after)))
+    def to_gzip(self) -> bytes | None:
+        """The public record with its result as one gzip member, the stored deflate stream in
+        it unchanged (never inflated and compressed again); None when the result was stored
+        as plain JSON (before 0.5) or the job has none: send ``to_json`` then."""
+        stored = self._stored()
+        packed = _StoredDeflate.parse(stored) if stored else None
+        if packed is None:
+            return None
+        rest = self._fields_after_result()
+        compressor = zlib.compressobj(1, zlib.DEFLATED, _RAW_DEFLATE)
+        tail = compressor.compress(rest) + compressor.flush(zlib.Z_FINISH)
+        trailer = struct.pack("<II", zlib.crc32(rest, packed.crc), packed.length + len(rest))
+        return b"".join((_GZIP_HEADER, packed.stream, tail, trailer))
 
     def to_dict(self, *, include_result: bool = True) -> dict[str, Any]:
         """The public record, timestamps in ISO 8601 UTC."""
@@ -172,7 +200,7 @@ class Job:
             "request_id": self.request_id,
             "user_id": self.user_id,
         }
-        if include_result and self._result_bytes() is not None:
+        if include_result and self._stored() is not None:
             record["result"] = self.result()
         if f.get("error_code"):
             record["error"] = {"code": f["error_code"], "message": f.get("error_message", "")}

@@ -21,7 +21,8 @@ Keys of a shard (``slatesim:{tag}:`` prefix):
 - ``index:<state>``, ``index:all``  sorted sets of job IDs, all scores 0 (by ULID, i.e. age).
 - ``expiry``              sorted set, job ID -> when its record expires (ms).
 - ``idempotency:<hash>``  string, "<job id> <body fingerprint>"; same TTL as the job.
-- ``result:<id>``         string, a complete job's result: one gzip member of its JSON.
+- ``result:<id>``         string, a complete job's result: a raw deflate stream of it
+                          (app/jobs/job.py, ``compressed_result``).
                           ``result:<id>:<token>`` holds it while its finish script runs.
 - ``claim:<token>``       string, the job a claim token took in this shard.
 - ``handback:<instance>`` list, the jobs a gunicorn master handed back at exit.

@@ -40,12 +40,14 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
 def get_job(job_id: str) -> Response:
     """One job record, with its result once complete.
 
-    A client that accepts gzip gets a complete job gzip-encoded: its result as Redis holds it
-    (one gzip member), between two small members of the record, never decompressed.
+    A client that accepts gzip gets a complete job gzip-encoded: one gzip member that carries
+    the result's deflate stream as Redis holds it, never inflated (results stored before 0.5,
+    plain JSON, are sent plain).
     """
     job = services().jobs.get(parse_job_id_text(job_id))
-    if job.stored_result and request.accept_encodings.quality("gzip") > 0:
-        response = Response(job.to_gzip(), mimetype="application/json")
+    packed = job.to_gzip() if request.accept_encodings.quality("gzip") > 0 else None
+    if packed is not None:
+        response = Response(packed, mimetype="application/json")
         response.headers["Content-Encoding"] = "gzip"
     else:
         response = Response(job.to_json(), mimetype="application/json")

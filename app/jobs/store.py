@@ -389,7 +389,7 @@ class JobStore:
     def mark_complete(
         self, job_id: str, token: str, result_json: str, *, duration_ms: float
     ) -> Transition:
-        """Store the result (compressed, one gzip member) and finish the attempt ``token``, in
+        """Store the result (compressed: ``compressed_result``) and finish the attempt ``token``, in
         one round trip.
 
         The result goes in with a plain SET pipelined before the finish script: Redis keeps the
