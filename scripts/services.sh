@@ -257,14 +257,28 @@ neo4j_start() {
     </dev/null >"$NEO4J_LOG" 2>&1 9>&- &
   echo $! >"$NEO4J_PID"
   say "neo4j: starting Neo4j $NEO4J_VERSION (pid $!, bolt port $NEO4J_PORT)"
+  # Until the forked shell has exec'd java, the pid's command line is this script's.
+  for _ in $(seq 1 50); do
+    neo4j_pid >/dev/null && break
+    sleep 0.1
+  done
 }
 
-# Once, in a clean-clone CI run, the JVM exited at start with nothing in its log (not seen
-# again): say how it ended and start it once more before giving up.
+# A JVM that really exited while starting is started once more before giving up; one that
+# still runs is waited for again (its pid may not show the launcher yet: the forked shell
+# has not exec'd java; taking that for an exit once made `wait` block for good).
 neo4j_wait() {
-  local attempt status
+  local attempt status pid deadline
   for attempt in 1 2; do
-    wait_until neo4j "$NEO4J_LOG" neo4j_pid bolt_answers && return 0
+    deadline=$((SECONDS + START_TIMEOUT))
+    until wait_until neo4j "$NEO4J_LOG" neo4j_pid bolt_answers; do
+      pid=$(<"$NEO4J_PID")
+      kill -0 "$pid" 2>/dev/null || break
+      ((SECONDS < deadline)) || die "neo4j: pid $pid runs but is not the launcher, or mute"
+      say "neo4j: pid $pid still runs; waiting for Bolt again"
+      sleep 1
+    done
+    bolt_answers && return 0
     status=0
     wait "$(<"$NEO4J_PID")" 2>/dev/null || status=$?
     ((attempt == 2)) && die "neo4j exited while starting (status $status)"
