@@ -104,6 +104,10 @@ down)
       pid_alive "$DIR/redis-$port.pid" || break
       sleep 0.1
     done
+    # A node that outlives SIGTERM by 5 s is not left behind.
+    if pid_alive "$DIR/redis-$port.pid"; then
+      kill -9 "$(<"$DIR/redis-$port.pid")" 2>/dev/null || true
+    fi
     rm -f "$DIR/redis-$port.pid"
   done
   ;;
