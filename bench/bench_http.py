@@ -69,7 +69,7 @@ TARGET_SUBMIT = 0.7
 TARGET_SUBMIT_VS_RQ = 1.5
 PEER_PAIR, PEER_NAME = "POST /jobs vs rq", "flask+rq"
 TARGET_FETCH = 0.8
-# A complete job's result sent as Redis holds it (gzip) against the bare route.
+# A complete job sent with its stored deflate stream in a gzip member, against the bare route.
 GZIP_FETCH, TARGET_GZIP_FETCH = "GET /jobs/<id> complete gzip", 0.9
 TARGET_HEALTH = 0.9
 TARGET_READY_P99_MS = 20.0

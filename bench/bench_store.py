@@ -370,7 +370,7 @@ def scale_figures(scale: dict[str, Any], notes: list[str]) -> list[Figure]:
         notes.append(f"{kind} jobs per GiB of Redis memory: {GIB / per_job:,.0f}")
     notes.append(
         f"the complete job's result: {memory['result_bytes']:,.0f} bytes of JSON, "
-        f"{memory['stored_result_bytes']:,.0f} stored (gzip)"
+        f"{memory['stored_result_bytes']:,.0f} stored (deflate)"
     )
     return figures
 

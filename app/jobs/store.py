@@ -287,7 +287,7 @@ class JobStore:
     # --- reading -------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
         """The job with its stored result, or ``None`` when Redis holds no record; one round
-        trip. The result comes as Redis holds it (gzip), not decoded."""
+        trip. The result comes as Redis holds it (compressed), not decoded."""
 
         def fill(pipe: redis.client.Pipeline) -> None:
             pipe.hgetall(job_key(job_id))
