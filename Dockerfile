@@ -2,6 +2,13 @@
 # Not built in CI, which has no Docker engine: every command below is one the test suite runs
 # itself (`make install` installs the pinned requirements, then the package without
 # dependencies; the end-to-end tests start `gunicorn -c gunicorn.conf.py`).
+# The simulation's kernel is C (app/slates/_kernel.c): built into a wheel where a compiler is,
+# so the image that runs has none.
+FROM python:3.11 AS build
+WORKDIR /src
+COPY . .
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
 FROM python:3.11-slim
 
 # No bytecode files in the image; log lines reach the container runtime unbuffered.
@@ -15,8 +22,9 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN pip install --no-cache-dir -r requirements.txt
 
-COPY . .
-RUN pip install --no-cache-dir --no-deps .
+COPY gunicorn.conf.py ./
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-deps /wheels/*.whl && rm -rf /wheels
 
 # A user without a home or shell: the process owns nothing it could overwrite.
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin slatesim

@@ -11,20 +11,23 @@ rest = 1 - GAME_WEIGHT - TEAM_WEIGHT. Before the floor at 0, teammates are corre
 GAME_WEIGHT + TEAM_WEIGHT, opponents by GAME_WEIGHT, players of different games not at all.
 Both weights are keyword parameters of ``simulate``.
 
-Precision and speed. Draws and every pass over them are float32 (DRAW_DTYPE): half the memory
-traffic of float64, and numpy's SFC64 generator draws them about 1.2x faster than the default
-PCG64 (1M scenarios of the 494-player slate: 0.70x the raw float64 rate against 0.54x with
-float64 draws, docs/benchmarks.md). Sums over the scenarios of a block are pairwise (within
-about 1e-6 relative), and block totals are added in float64. Teammates' products are taken
-on draws centred on the first block's means, so variances and correlations keep their
-digits; one scenario's standard deviation is exactly 0. Results for a seed differ from those
-of slatesim 0.1, which drew float64 normals from PCG64; within a version they are fixed.
+Precision and speed. Draws are float32 (DRAW_DTYPE), from numpy's SFC64 generator, about
+1.2x faster than the default PCG64's float64 normals. After the draws, one compiled pass per
+team chunk (app/slates/kernel.py, C) touches each draw once: shared term, scale, floor, the
+float64 sum, maximum, value-target count, histogram slot and the centred copy for teammates'
+products, which BLAS takes. Teammates' products are taken on draws centred on the first
+block's means, so variances and correlations keep their digits; one scenario's standard
+deviation is exactly 0. Results for a seed are fixed within a version; they differ from
+slatesim 0.1's (float64 PCG64 draws) and, in the last digits and by at most a bin in the
+percentiles, from 0.2 to 0.4's (float32 pairwise sums, numpy passes; 0.5 sums each block in
+float64 and places each value in its histogram bin exactly).
 
 Determinism. Scenarios come in fixed blocks of BLOCK_SCENARIOS, block ``b`` drawn from its own
 generator seeded with ``(seed, b)`` in a fixed order. A chunk (``chunk_size``, whole blocks) is
-only how many blocks one team's vectorised passes handle at once: element-wise arithmetic does
-not depend on it, every floating-point reduction is done per block and the block totals are
-added in block order, and histograms are integer counts. Teammate products go through BLAS,
+only how many blocks one team's pass handles at once: element-wise arithmetic does not depend
+on it, every floating-point reduction is done per block in a fixed order (the kernel is built
+without fast-math or FMA contraction) and the block totals are added in block order, and
+histograms are integer counts. Teammate products go through BLAS,
 whose result for one shape does not depend on its thread count. So the same slate,
 ``scenario_count``, ``seed`` and weights give a byte-identical result whatever the chunk size
 and numpy's thread count, except ``duration_ms``: the run's wall time, the only field that
@@ -43,8 +46,7 @@ in the last bin, and the maximum is tracked exactly. Percentile q is read at ran
 q/100 * scenario_count: inside the mass at 0 it is exactly 0, otherwise it is interpolated
 linearly inside the bin holding the order statistic of that rank, so it differs from numpy's
 ``percentile(method="inverted_cdf")`` by less than one bin width, top / HISTOGRAM_BINS: about
-0.04 points for a 20-point projection with a 7-point stddev (single precision adds at most
-1/128 of a bin to that: bin positions near 65,536 and beyond are rounded to 2^-7). (Numpy's
+0.04 points for a 20-point projection with a 7-point stddev. (Numpy's
 default, linear method may also differ by part of the gap between neighbouring order
 statistics, which vanishes as the count grows.) Maxima and value-target rates are exact;
 means, standard deviations and correlations are exact up to single-precision rounding of each
@@ -61,13 +63,15 @@ from typing import Any
 
 import numpy as np
 
+from app.slates import kernel
+
 # Correlation of players of the same game (both teams) before the floor at 0.
 GAME_WEIGHT = 0.10
 # Extra correlation of teammates on top of the game's.
 TEAM_WEIGHT = 0.25
-# Draws and the passes over them are single precision: twice the values per cache line and
-# half the memory traffic of float64; every sum over scenarios is accumulated in float64.
-DRAW_DTYPE = np.float32
+# Draws are single precision: twice the values per cache line and half the memory traffic of
+# float64; every sum over scenarios is accumulated in float64.
+DRAW_DTYPE = kernel.DRAW_DTYPE
 # Scenarios drawn from one generator: fixed, so results do not depend on chunking.
 BLOCK_SCENARIOS = 4096
 # Default draws of one team handled at once: small enough to stay in a core's L2 cache.
@@ -194,13 +198,11 @@ class _Plan:
         self._set_units(np.array([_number(p, "stddev", minimum=0.0) for p in ordered]))
 
     def _lay_out_teams(self, team_of_row: list[int]) -> None:
-        """Row range of each team and each row's first slot in its team's histogram."""
+        """Row range of each team."""
         sizes = np.bincount(team_of_row, minlength=len(self.team_ids))
         starts = np.concatenate(([0], np.cumsum(sizes)))
         self.team_rows = [slice(int(a), int(b)) for a, b in itertools.pairwise(starts)]
         self.largest_team = int(sizes.max())
-        row_in_team = np.arange(len(team_of_row)) - np.repeat(starts[:-1], sizes)
-        self.base = (row_in_team * float(_SLOTS))[:, None].astype(DRAW_DTYPE)
 
     def _set_units(self, stddev: np.ndarray) -> None:
         """Per-player constants of ``d``, the centred bin-unit points (see the class doc)."""
@@ -231,12 +233,13 @@ def _block_generator(seed: int, block: int) -> np.random.Generator:
 
 def _teams_of_chunk(
     plan: _Plan, seed: int, first_block: int, count: int, size: int, space: np.ndarray
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Team by team, floored ``d`` of ``count`` blocks (blocks x team players x scenarios).
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Team by team, the raw standard normals of ``count`` blocks (blocks x team players x
+    scenarios) and the team's shared term (blocks x scenarios).
 
     Each block's generator is drawn in a fixed order (games, teams, then players team by
-    team), so a block's numbers do not depend on the blocks drawn with it. The array lives in
-    ``space`` and is overwritten by the next team.
+    team), so a block's numbers do not depend on the blocks drawn with it. The draws live in
+    ``space`` and are overwritten by the next team.
     """
     rngs = [_block_generator(seed, first_block + i) for i in range(count)]
     shared = np.stack([plan.shared(rng, size) for rng in rngs])
@@ -245,27 +248,26 @@ def _teams_of_chunk(
         draws = space[: math.prod(shape)].reshape(shape)
         for rng, block in zip(rngs, draws, strict=True):
             rng.standard_normal(out=block, dtype=DRAW_DTYPE)
-        draws += shared[:, team, None, :]
-        draws *= plan.own_scale[rows]
-        np.maximum(draws, plan.floor[rows], out=draws)
-        yield team, draws
+        yield team, draws, np.ascontiguousarray(shared[:, team, :])
+
+
+def _floored(plan: _Plan, rows: slice, draws: np.ndarray, shared: np.ndarray) -> np.ndarray:
+    """The floored ``d`` of raw draws, in numpy: what the kernel computes, for sample_points."""
+    floored: np.ndarray = np.maximum(
+        (draws + shared[:, None, :]) * plan.own_scale[rows], plan.floor[rows]
+    )
+    return floored
 
 
 class _Scratch:
-    """Work arrays of a chunk's shape, carved from buffers sized once per simulation."""
+    """The centred draws of a chunk, carved from a buffer sized once per simulation."""
 
     def __init__(self, capacity: int) -> None:
-        self._index = np.empty(capacity, dtype=np.intp)
-        self._flags = np.empty(capacity, dtype=np.bool_)
         self._centred = np.empty(capacity, dtype=DRAW_DTYPE)
 
-    def shape_to(self, shape: tuple[int, ...]) -> _Scratch:
-        """Views of ``shape``: ``index`` (bin numbers), ``flags``, ``centred`` draws."""
-        size = math.prod(shape)
-        self.index = self._index[:size].reshape(shape)
-        self.flags = self._flags[:size].reshape(shape)
-        self.centred = self._centred[:size].reshape(shape)
-        return self
+    def centred(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A view of ``shape`` for the centred draws."""
+        return self._centred[: math.prod(shape)].reshape(shape)
 
 
 def _add_in_order(total: np.ndarray, partials: np.ndarray) -> None:
@@ -281,49 +283,55 @@ class _Totals:
         count = len(plan.ids)
         self.plan = plan
         self.total = np.zeros(count)
-        self.maximum = np.full(count, -np.inf)
+        self.maximum = np.full(count, -np.inf, dtype=DRAW_DTYPE)
         self.hits = np.zeros(count, dtype=np.int64)
+        # Slot 0: scenarios at exactly 0 points; slot k: points in (k - 1, k] bin units.
         self.histogram = np.zeros((count, _SLOTS), dtype=np.int64)
         # Products of teammates' draws, centred on ``center`` (the first block's means): the
         # single-precision products then carry the spread, not the mean's square, so
         # variances and covariances keep their digits (one scenario's variance is exactly 0).
         self.products = [np.zeros((r.stop - r.start,) * 2) for r in plan.team_rows]
-        self.center = np.zeros((count, 1), dtype=DRAW_DTYPE)
+        self.center = np.zeros(count, dtype=DRAW_DTYPE)
         self._centred: set[int] = set()
+        self._columns = {
+            name: np.ascontiguousarray(getattr(plan, name)[:, 0])
+            for name in ("own_scale", "floor", "threshold", "shift")
+        }
 
-    def add(self, team: int, draws: np.ndarray, scratch: _Scratch) -> None:
-        """Reduce one team's chunk; overwrites ``draws`` (and ``scratch``)."""
+    def add(self, team: int, draws: np.ndarray, shared: np.ndarray, scratch: _Scratch) -> None:
+        """Reduce one team's chunk of raw draws in one compiled pass, then the products."""
         rows = self.plan.team_rows[team]
-        sums = draws.sum(axis=2)  # per block, single precision (pairwise: within ~1e-6)
+        own_scale, floor, threshold, shift = (
+            self._columns[name][rows] for name in ("own_scale", "floor", "threshold", "shift")
+        )
         if team not in self._centred:  # this chunk starts with block 0
-            self.center[rows, 0] = sums[0] / draws.shape[2]
+            first = np.empty(rows.stop - rows.start)
+            kernel.block_sums(draws[0], shared[0], own_scale, floor, first)
+            self.center[rows] = first / draws.shape[2]
             self._centred.add(team)
+        sums = np.empty(draws.shape[:2])
+        centred = scratch.centred(draws.shape)
+        kernel.reduce_team_chunk(
+            draws,
+            shared,
+            own_scale,
+            floor,
+            threshold,
+            shift,
+            self.center[rows],
+            sums,
+            self.maximum[rows],
+            self.hits[rows],
+            self.histogram[rows],
+            centred,
+        )
         _add_in_order(self.total[rows], sums)
-        centred = np.subtract(draws, self.center[rows], out=scratch.centred)
         _add_in_order(self.products[team], centred @ centred.transpose(0, 2, 1))
-        np.maximum(self.maximum[rows], draws.max(axis=(0, 2)), out=self.maximum[rows])
-        np.greater_equal(draws, self.plan.threshold[rows], out=scratch.flags)
-        self.hits[rows] += scratch.flags.view(np.uint8).sum(axis=(0, 2), dtype=np.int64)
-        self._count(rows, draws, scratch.index)
-
-    def _count(self, rows: slice, draws: np.ndarray, index: np.ndarray) -> None:
-        """Histogram counts, integers so exact whatever the chunking.
-
-        Slots run backwards from ``base + HISTOGRAM_BINS`` (exactly 0 points), so that one
-        truncation puts a value in (k - 1, k] bin units into bin k.
-        """
-        base = self.plan.base[rows]
-        draws += self.plan.shift[rows]  # exactly 0 at the floor
-        np.subtract(base + HISTOGRAM_BINS, draws, out=draws)
-        np.maximum(draws, base, out=draws)  # beyond the top: last bin
-        np.copyto(index, draws, casting="unsafe")
-        counts = np.bincount(index.ravel(), minlength=(rows.stop - rows.start) * _SLOTS)
-        self.histogram[rows] += counts.reshape(-1, _SLOTS)
 
 
 def _percentiles(totals: _Totals, maximum: np.ndarray, n: int) -> np.ndarray:
     """Players x PERCENTILES read from the histograms (method in the module docstring)."""
-    counts = totals.histogram[:, ::-1]  # slot 0: exactly 0 points, slot k: bin k
+    counts = totals.histogram  # slot 0: exactly 0 points, slot k: bin k
     cumulative = np.cumsum(counts, axis=1)
     rows = np.arange(len(counts))
     columns = []
@@ -355,9 +363,9 @@ def _player_summaries(totals: _Totals, n: int) -> list[dict[str, Any]]:
     mean_d = totals.total / n
     squares = np.concatenate([np.diag(products) for products in totals.products])
     mean = plan.projection + mean_d / plan.scale
-    offset = mean_d - totals.center[:, 0]  # the mean of the centred draws
+    offset = mean_d - totals.center  # the mean of the centred draws
     std = np.sqrt(np.maximum(squares / n - offset**2, 0.0)) / plan.scale
-    maximum = plan.projection + totals.maximum / plan.scale
+    maximum = plan.projection + totals.maximum.astype(float) / plan.scale
     percentiles = _percentiles(totals, maximum, n)
     return [
         {
@@ -383,7 +391,7 @@ def _team_summaries(totals: _Totals, n: int) -> list[dict[str, Any]]:
             "id": team_id,
             "mean_total": _round(mean[rows].sum()),
             "mean_pairwise_correlation": (
-                _mean_correlation(products, (mean_d - totals.center[:, 0])[rows], n)
+                _mean_correlation(products, (mean_d - totals.center)[rows], n)
                 if len(products) >= 2
                 else None
             ),
@@ -436,8 +444,9 @@ def sample_points(
     space = np.empty(plan.largest_team * min(scenario_count, BLOCK_SCENARIOS), DRAW_DTYPE)
     for first, count, size in _groups(scenario_count, 1):
         columns = slice(first * BLOCK_SCENARIOS, first * BLOCK_SCENARIOS + size)
-        for team, draws in _teams_of_chunk(plan, seed, first, count, size, space):
-            d[plan.team_rows[team], columns] = draws[0]
+        for team, draws, shared in _teams_of_chunk(plan, seed, first, count, size, space):
+            rows = plan.team_rows[team]
+            d[rows, columns] = _floored(plan, rows, draws, shared)[0]
     points = (d + plan.shift) / plan.scale[:, None]
     by_player: np.ndarray = points.T[:, plan.slate_order]
     return by_player
@@ -469,8 +478,8 @@ def simulate(
     space, scratch = np.empty(capacity, DRAW_DTYPE), _Scratch(capacity)
     done = 0
     for first, count, size in groups:
-        for team, draws in _teams_of_chunk(plan, seed, first, count, size, space):
-            totals.add(team, draws, scratch.shape_to(draws.shape))
+        for team, draws, shared in _teams_of_chunk(plan, seed, first, count, size, space):
+            totals.add(team, draws, shared, scratch)
         done = min(done + count * size, scenario_count)
         if progress is not None:
             progress(done)
