@@ -11,16 +11,17 @@ rest = 1 - GAME_WEIGHT - TEAM_WEIGHT. Before the floor at 0, teammates are corre
 GAME_WEIGHT + TEAM_WEIGHT, opponents by GAME_WEIGHT, players of different games not at all.
 Both weights are keyword parameters of ``simulate``.
 
-Precision and speed. Draws are float32 (DRAW_DTYPE), from numpy's SFC64 generator, about
-1.2x faster than the default PCG64's float64 normals. After the draws, one compiled pass per
-team chunk (app/slates/kernel.py, C) touches each draw once: shared term, scale, floor, the
-float64 sum, maximum, value-target count, histogram slot and the centred copy for teammates'
-products, which BLAS takes. Teammates' products are taken on draws centred on the first
-block's means, so variances and correlations keep their digits; one scenario's standard
-deviation is exactly 0. Results for a seed are fixed within a version; they differ from
-slatesim 0.1's (float64 PCG64 draws) and, in the last digits and by at most a bin in the
-percentiles, from 0.2 to 0.4's (float32 pairwise sums, numpy passes; 0.5 sums each block in
-float64 and places each value in its histogram bin exactly).
+Precision and speed. Draws are float32 (DRAW_DTYPE) standard normals from numpy's SFC64
+generator. numpy draws each block's game and team terms; the players' normals are drawn from
+the same generator's state by the compiled pass (app/slates/kernel.py, C), which makes
+exactly the values numpy's float32 ``standard_normal`` would and touches each one once, in a
+register: shared term, scale, floor, the float64 sum, maximum, value-target count, histogram
+slot and the centred copy for teammates' products, which BLAS takes. Teammates' products are
+taken on draws centred on the first block's means, so variances and correlations keep their
+digits; one scenario's standard deviation is exactly 0. Results for a seed are fixed within a
+version; they differ from slatesim 0.1's (float64 PCG64 draws) and, in the last digits and by
+at most a bin in the percentiles, from 0.2 to 0.5's (float32 sums or numpy passes; 0.6 sums
+each block in float64 and places each value in its histogram bin exactly, on the same draws).
 
 Determinism. Scenarios come in fixed blocks of BLOCK_SCENARIOS, block ``b`` drawn from its own
 generator seeded with ``(seed, b)`` in a fixed order. A chunk (``chunk_size``, whole blocks) is
@@ -90,6 +91,8 @@ PERCENTILES = (10, 25, 50, 75, 90, 99)
 DECIMALS = 4
 # Histogram slots per player: the bins plus the count of scenarios at exactly 0.
 _SLOTS = HISTOGRAM_BINS + 1
+# The plan's per-player columns the kernel takes, in its order.
+_KERNEL_CONSTANTS = ("own_scale", "floor", "threshold", "shift")
 
 
 class SimulationError(ValueError):
@@ -231,31 +234,25 @@ def _block_generator(seed: int, block: int) -> np.random.Generator:
     return np.random.Generator(np.random.SFC64(np.random.SeedSequence([seed, block])))
 
 
-def _teams_of_chunk(
-    plan: _Plan, seed: int, first_block: int, count: int, size: int, space: np.ndarray
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Team by team, the raw standard normals of ``count`` blocks (blocks x team players x
-    scenarios) and the team's shared term (blocks x scenarios).
+def _chunk_generators(
+    plan: _Plan, seed: int, first_block: int, count: int, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The shared terms of ``count`` blocks (teams x blocks x scenarios) and the blocks'
+    generator states (kernel.generator_states), ready for the players' draws.
 
     Each block's generator is drawn in a fixed order (games, teams, then players team by
-    team), so a block's numbers do not depend on the blocks drawn with it. The draws live in
-    ``space`` and are overwritten by the next team.
+    team), so a block's numbers do not depend on the blocks drawn with it. numpy draws the
+    shared terms; the kernel goes on from the states for the players, team after team.
     """
-    rngs = [_block_generator(seed, first_block + i) for i in range(count)]
-    shared = np.stack([plan.shared(rng, size) for rng in rngs])
-    for team, rows in enumerate(plan.team_rows):
-        shape = (count, rows.stop - rows.start, size)
-        draws = space[: math.prod(shape)].reshape(shape)
-        for rng, block in zip(rngs, draws, strict=True):
-            rng.standard_normal(out=block, dtype=DRAW_DTYPE)
-        yield team, draws, np.ascontiguousarray(shared[:, team, :])
+    generators = [_block_generator(seed, first_block + i) for i in range(count)]
+    shared = np.stack([plan.shared(generator, size) for generator in generators], axis=1)
+    return shared, kernel.generator_states(generators)
 
 
 def _floored(plan: _Plan, rows: slice, draws: np.ndarray, shared: np.ndarray) -> np.ndarray:
-    """The floored ``d`` of raw draws, in numpy: what the kernel computes, for sample_points."""
-    floored: np.ndarray = np.maximum(
-        (draws + shared[:, None, :]) * plan.own_scale[rows], plan.floor[rows]
-    )
+    """The floored ``d`` of one block's raw draws (rows x scenarios), in numpy: what the
+    kernel computes, for sample_points."""
+    floored: np.ndarray = np.maximum((draws + shared) * plan.own_scale[rows], plan.floor[rows])
     return floored
 
 
@@ -294,30 +291,54 @@ class _Totals:
         self.center = np.zeros(count, dtype=DRAW_DTYPE)
         self._centred: set[int] = set()
         self._columns = {
-            name: np.ascontiguousarray(getattr(plan, name)[:, 0])
-            for name in ("own_scale", "floor", "threshold", "shift")
+            name: np.ascontiguousarray(getattr(plan, name)[:, 0]) for name in _KERNEL_CONSTANTS
         }
 
-    def add(self, team: int, draws: np.ndarray, shared: np.ndarray, scratch: _Scratch) -> None:
-        """Reduce one team's chunk of raw draws in one compiled pass, then the products."""
+    def add(self, team: int, generators: np.ndarray, shared: np.ndarray, scratch: _Scratch) -> None:
+        """Draw and reduce one team's chunk in one compiled pass, then the products.
+
+        ``generators`` holds the chunk's block states (advanced past the team's draws),
+        ``shared`` the team's common term (blocks x scenarios). The chunk of block 0 draws
+        that block on its own first: its means centre the products.
+        """
         rows = self.plan.team_rows[team]
-        own_scale, floor, threshold, shift = (
-            self._columns[name][rows] for name in ("own_scale", "floor", "threshold", "shift")
-        )
-        if team not in self._centred:  # this chunk starts with block 0
-            first = np.empty(rows.stop - rows.start)
-            kernel.block_sums(draws[0], shared[0], own_scale, floor, first)
-            self.center[rows] = first / draws.shape[2]
+        count, size = shared.shape
+        shape = (count, rows.stop - rows.start, size)
+        sums, centred = np.empty(shape[:2]), scratch.centred(shape)
+        drawn = 0
+        if team not in self._centred:
+            draws = np.empty(shape[1:], dtype=DRAW_DTYPE)
+            kernel.standard_normals(generators[0], draws)
+            first = np.empty(shape[1])
+            kernel.block_sums(draws, shared[0], *self._constants(rows)[:2], first)
+            self.center[rows] = first / size
             self._centred.add(team)
-        sums = np.empty(draws.shape[:2])
-        centred = scratch.centred(draws.shape)
+            self._reduce(rows, draws[None], shared[:1], sums[:1], centred[:1])
+            drawn = 1
+        if drawn < count:
+            self._reduce(rows, generators[drawn:], shared[drawn:], sums[drawn:], centred[drawn:])
+        _add_in_order(self.total[rows], sums)
+        _add_in_order(self.products[team], centred @ centred.transpose(0, 2, 1))
+
+    def _constants(self, rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The rows' own_scale, floor, threshold and shift, as the kernel takes them."""
+        own_scale, floor, threshold, shift = (
+            self._columns[name][rows] for name in _KERNEL_CONSTANTS
+        )
+        return own_scale, floor, threshold, shift
+
+    def _reduce(
+        self,
+        rows: slice,
+        source: np.ndarray,
+        shared: np.ndarray,
+        sums: np.ndarray,
+        centred: np.ndarray,
+    ) -> None:
         kernel.reduce_team_chunk(
-            draws,
+            source,
             shared,
-            own_scale,
-            floor,
-            threshold,
-            shift,
+            *self._constants(rows),
             self.center[rows],
             sums,
             self.maximum[rows],
@@ -325,8 +346,6 @@ class _Totals:
             self.histogram[rows],
             centred,
         )
-        _add_in_order(self.total[rows], sums)
-        _add_in_order(self.products[team], centred @ centred.transpose(0, 2, 1))
 
 
 def _percentiles(totals: _Totals, maximum: np.ndarray, n: int) -> np.ndarray:
@@ -441,12 +460,13 @@ def sample_points(
     _check_parameters(scenario_count, seed, None, game_weight, team_weight)
     plan = _Plan(slate, game_weight, team_weight)
     d = np.empty((len(plan.ids), scenario_count))
-    space = np.empty(plan.largest_team * min(scenario_count, BLOCK_SCENARIOS), DRAW_DTYPE)
-    for first, count, size in _groups(scenario_count, 1):
+    for first, _, size in _groups(scenario_count, 1):
         columns = slice(first * BLOCK_SCENARIOS, first * BLOCK_SCENARIOS + size)
-        for team, draws, shared in _teams_of_chunk(plan, seed, first, count, size, space):
-            rows = plan.team_rows[team]
-            d[rows, columns] = _floored(plan, rows, draws, shared)[0]
+        shared, generators = _chunk_generators(plan, seed, first, 1, size)
+        for team, rows in enumerate(plan.team_rows):
+            draws = np.empty((rows.stop - rows.start, size), dtype=DRAW_DTYPE)
+            kernel.standard_normals(generators[0], draws)
+            d[rows, columns] = _floored(plan, rows, draws, shared[team, 0])
     points = (d + plan.shift) / plan.scale[:, None]
     by_player: np.ndarray = points.T[:, plan.slate_order]
     return by_player
@@ -474,12 +494,12 @@ def simulate(
     plan = _Plan(slate, game_weight, team_weight)
     totals = _Totals(plan)
     groups = list(_groups(scenario_count, _blocks_per_chunk(plan, chunk_size)))
-    capacity = plan.largest_team * max(count * size for _, count, size in groups)
-    space, scratch = np.empty(capacity, DRAW_DTYPE), _Scratch(capacity)
+    scratch = _Scratch(plan.largest_team * max(count * size for _, count, size in groups))
     done = 0
     for first, count, size in groups:
-        for team, draws, shared in _teams_of_chunk(plan, seed, first, count, size, space):
-            totals.add(team, draws, shared, scratch)
+        shared, generators = _chunk_generators(plan, seed, first, count, size)
+        for team in range(len(plan.team_rows)):
+            totals.add(team, generators, shared[team], scratch)
         done = min(done + count * size, scenario_count)
         if progress is not None:
             progress(done)
