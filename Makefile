@@ -17,8 +17,7 @@ help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(INSTALLED): setup.cfg setup.py requirements.txt requirements-dev.txt app/slates/_kernel.c
-	command -v cc >/dev/null || { root=$$([ "$$(id -u)" = 0 ] || echo sudo -n); \
-		$$root apt-get update -qq && $$root apt-get install -y -qq gcc; }
+	scripts/install-build-deps.sh $(PYTHON)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
