@@ -1,3 +1,3 @@
 """The service's version, kept apart so packaging can read it without importing Flask."""
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
