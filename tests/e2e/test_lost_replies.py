@@ -153,31 +153,41 @@ def test_a_lost_claim_reply_runs_the_claimed_job_without_a_lost_attempt(
     server = RedisServer(tmp_path / "redis", persistent=False).start()
     redis_client = redis.Redis.from_url(server.url, decode_responses=True)
     redis_proxy = toxiproxy.proxy(f"redis-claim-{server.port}", server.port)
-    worker = gunicorn(REDIS_URL=redis_proxy.url_for(server.url), **FAULT_ENV)
-    intake = gunicorn(REDIS_URL=server.url, JOB_CONCURRENCY="0", **FAULT_ENV)
-    warm_up(intake)
-    with redis_proxy.toxic("timeout", timeout=0):
-        # A job in every shard: whichever shard the worker's claim goes to takes one, and
-        # the claim's reply is lost; it is sent again, with its token, until Redis answers.
-        job_ids = [
-            intake.request("POST", "/jobs", QUICK_JOB, headers={"Idempotency-Key": key}).body["id"]
-            for key in idempotency_keys_by_shard("lost-claim").values()
-        ]
+    try:
+        worker = gunicorn(REDIS_URL=redis_proxy.url_for(server.url), **FAULT_ENV)
+        intake = gunicorn(REDIS_URL=server.url, JOB_CONCURRENCY="0", **FAULT_ENV)
+        warm_up(intake)
+        with redis_proxy.toxic("timeout", timeout=0):
+            # A job in every shard: whichever shard the worker's claim goes to takes one, and
+            # the claim's reply is lost; it is sent again, with its token, until Redis answers.
+            job_ids = [
+                intake.request("POST", "/jobs", QUICK_JOB, headers={"Idempotency-Key": key}).body[
+                    "id"
+                ]
+                for key in idempotency_keys_by_shard("lost-claim").values()
+            ]
+            wait_until(
+                lambda: any(state_in_redis(redis_client, i) == "running" for i in job_ids),
+                10,
+                what="a claim",
+            )
+        for job_id in job_ids:
+            record = intake.wait_for_job(job_id, {"complete", "failed"}, timeout=30)
+            assert record["state"] == "complete"
+            assert (record["attempts"], record["lost_attempts"]) == (1, 0)
+        # A record turns complete before the worker writes its log line.
         wait_until(
-            lambda: any(state_in_redis(redis_client, i) == "running" for i in job_ids),
+            lambda: all(complete_lines(worker, i) for i in job_ids) or None,
             10,
-            what="a claim",
+            what="every job's complete line",
         )
-    for job_id in job_ids:
-        record = intake.wait_for_job(job_id, {"complete", "failed"}, timeout=30)
-        assert record["state"] == "complete"
-        assert (record["attempts"], record["lost_attempts"]) == (1, 0)
-        assert complete_lines(worker, job_id) == 1
-    worker.stop()
-    intake.stop()
-    toxiproxy.call("DELETE", f"/proxies/{redis_proxy.name}")
-    redis_client.close()
-    server.stop()
+        assert all(complete_lines(worker, i) == 1 for i in job_ids)
+        worker.stop()
+        intake.stop()
+    finally:
+        toxiproxy.call("DELETE", f"/proxies/{redis_proxy.name}")
+        redis_client.close()
+        server.stop()
 
 
 def test_a_lost_finish_reply_is_recognised_as_the_attempts_own_result(

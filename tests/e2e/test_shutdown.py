@@ -17,6 +17,10 @@ pytestmark = pytest.mark.e2e
 SLATE = "nfl-2026-11-29-main"
 # A job on the 500-player slate that runs for several seconds on a 2-core machine.
 SLOW_JOB = {"slate_id": SLATE, "scenario_count": 400_000, "seed": 1}
+# A job that outlasts a 2 s drain whatever the machine: 4M scenarios run for about 15 s alone
+# since 0.6 (400,000 had taken under 2 s on a quiet machine), above the default bound.
+STRAGGLER_JOB = {**SLOW_JOB, "scenario_count": 4_000_000}
+STRAGGLER_LIMIT = {"JOB_MAX_SCENARIOS": "4000000"}
 
 
 def _submit(server, body=SLOW_JOB) -> str:
@@ -89,8 +93,8 @@ def test_intake_is_refused_at_once_during_the_drain(gunicorn):
 
 
 def test_a_straggler_is_handed_back_at_the_deadline_and_resumed_elsewhere(gunicorn, store):
-    server = gunicorn(SHUTDOWN_TIMEOUT_SECONDS="2")
-    job_id = _submit(server)
+    server = gunicorn(SHUTDOWN_TIMEOUT_SECONDS="2", **STRAGGLER_LIMIT)
+    job_id = _submit(server, STRAGGLER_JOB)
     _wait_running(server, job_id)
     started = time.monotonic()
     server.signal(signal.SIGTERM)
@@ -105,7 +109,7 @@ def test_a_straggler_is_handed_back_at_the_deadline_and_resumed_elsewhere(gunico
     ]
     assert warnings and warnings[0]["context"]["ran_seconds"] > 0
     assert store.get(job_id).to_dict()["state"] == "pending"
-    second = gunicorn()
+    second = gunicorn(**STRAGGLER_LIMIT)
     record = second.wait_for_job(job_id, {"complete"}, timeout=120)
     assert record["attempts"] == 2
 
