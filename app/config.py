@@ -30,6 +30,8 @@ _SENTINEL_PATH = re.compile(r"/(?P<service>[A-Za-z0-9._-]{1,64})(?:/(?P<db>[0-9]
 _SENTINEL_HOST = re.compile(r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):(?P<port>[0-9]{1,5})")
 # Neo4j URI schemes the official driver accepts.
 NEO4J_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+# Where gunicorn listens unless BIND says otherwise (the image sets 0.0.0.0:8000).
+DEFAULT_BIND = "127.0.0.1:8000"
 _BIND_RE = re.compile(r"^(unix:.+|[^\s:]*:[0-9]{1,5}|\[[0-9a-fA-F:]+\]:[0-9]{1,5})$")
 _ASCII_INTEGER = re.compile(r"[0-9]{1,19}")
 _ASCII_SECONDS = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
@@ -241,6 +243,11 @@ def _bind(variable: str, raw: str) -> str:
             f"{variable}={raw!r} is not valid: expected HOST:PORT, [IPv6]:PORT or unix:PATH"
         )
     return value
+
+
+def read_bind(raw: str) -> str:
+    """BIND's text as the server reads it (for the container's health check, app.healthcheck)."""
+    return _bind("BIND", raw)
 
 
 @dataclass(frozen=True)
@@ -500,7 +507,7 @@ class Settings:
     log_backup_count: int = _integer_setting("LOG_BACKUP_COUNT", 5, 0, 1000, "rotated files kept")
     bind: str = _setting(
         "BIND",
-        "127.0.0.1:8000",
+        DEFAULT_BIND,
         _bind,
         "`HOST:PORT`, `[IPv6]:PORT` or `unix:PATH`",
         "gunicorn's listen address",
