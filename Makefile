@@ -10,7 +10,7 @@ SERVICES := scripts/services.sh
 SERVICES_ENV := .run/services.env
 PYTEST_ARGS ?=
 
-.PHONY: help install tools services-up services-down services-status run seed test test-fast test-long lint bench \
+.PHONY: help install tools services-up services-down services-status run seed test test-fast test-container test-long lint bench \
         bench-http bench-store bench-sim bench-lifecycle bench-instance bench-dashboard soak clean
 
 help: ## List the targets
@@ -49,10 +49,14 @@ PYTEST := set -a && source $(SERVICES_ENV) && set +a && $(BIN)/python -m pytest
 TEST_PROCESSES ?= 2
 
 test: install tools services-up ## Run the test suite against the real local Redis and Neo4j
-	$(PYTEST) -n $(TEST_PROCESSES) -m "not long" $(PYTEST_ARGS)
+	$(PYTEST) -n $(TEST_PROCESSES) -m "not long and not container" $(PYTEST_ARGS)
 
 test-fast: install ## Unit tests with no service at all (fakeredis, Flask's test client)
-	$(BIN)/python -m pytest -m "not services and not e2e and not long" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not services and not e2e and not long and not container" $(PYTEST_ARGS)
+
+test-container: install services-up ## Build the image with podman (base made with debootstrap) and run it for real
+	scripts/container-image.sh
+	$(PYTEST) -m container $(PYTEST_ARGS)
 
 test-long: install tools services-up ## The long variants: million-job backlog, repeated failovers
 	$(PYTEST) -m long $(PYTEST_ARGS)
