@@ -56,13 +56,7 @@ def test_drawing_inside_the_pass_gives_what_the_pass_gives_on_numpys_draws():
     given["source"] = np.stack([g.standard_normal((ROWS, SIZE), dtype=F32) for g in generators])
     outputs: list[dict[str, np.ndarray]] = []
     for source in (given["source"], states):
-        out: dict[str, np.ndarray] = {
-            "sums": np.empty((BLOCKS, ROWS)),
-            "maximum": np.full(ROWS, -np.inf, dtype=F32),
-            "hits": np.zeros(ROWS, dtype=np.int64),
-            "histogram": np.zeros((ROWS, SLOTS), dtype=np.int64),
-            "centred": np.empty((BLOCKS, ROWS, SIZE), dtype=F32),
-        }
+        out = empty_outputs()
         kernel.reduce_team_chunk(**{**given, "source": source}, **out)
         outputs.append(out)
     drawn, generated = outputs
@@ -87,6 +81,17 @@ def inputs(seed: int) -> dict[str, np.ndarray]:
     }
 
 
+def empty_outputs() -> dict[str, np.ndarray]:
+    """What the pass writes or adds to, before its first call."""
+    return {
+        "sums": np.empty((BLOCKS, ROWS)),
+        "maximum": np.full(ROWS, -np.inf, dtype=F32),
+        "hits": np.zeros(ROWS, dtype=np.int64),
+        "histogram": np.zeros((ROWS, SLOTS), dtype=np.int64),
+        "centred": np.empty((BLOCKS, ROWS, SIZE), dtype=F32),
+    }
+
+
 def numpy_reference(given: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     column = {name: given[name][:, None] for name in ("own_scale", "floor", "threshold", "shift")}
     floored = (given["source"] + given["shared"][:, None, :]) * column["own_scale"]
@@ -108,13 +113,7 @@ def numpy_reference(given: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def test_one_pass_gives_what_numpy_gives_pass_by_pass(seed):
     given = inputs(seed)
     expected = numpy_reference(given)
-    out: dict[str, np.ndarray] = {
-        "sums": np.empty((BLOCKS, ROWS)),
-        "maximum": np.full(ROWS, -np.inf, dtype=F32),
-        "hits": np.zeros(ROWS, dtype=np.int64),
-        "histogram": np.zeros((ROWS, SLOTS), dtype=np.int64),
-        "centred": np.empty((BLOCKS, ROWS, SIZE), dtype=F32),
-    }
+    out = empty_outputs()
     kernel.reduce_team_chunk(**given, **out)
     assert np.array_equal(out["centred"], expected["centred"])
     assert np.array_equal(out["maximum"], expected["maximum"])
@@ -161,11 +160,7 @@ def test_a_buffer_of_the_wrong_type_or_shape_is_refused_before_c_sees_it(name, b
     given = inputs(5)
     arrays = {
         **given,
-        "sums": np.empty((BLOCKS, ROWS)),
-        "maximum": np.full(ROWS, -np.inf, dtype=F32),
-        "hits": np.zeros(ROWS, dtype=np.int64),
-        "histogram": np.zeros((ROWS, SLOTS), dtype=np.int64),
-        "centred": np.empty((BLOCKS, ROWS, SIZE), dtype=F32),
+        **empty_outputs(),
     }
     arrays[name] = bad(arrays[name])
     with pytest.raises(ValueError, match=name):
