@@ -193,21 +193,6 @@ static void reduce_generated(const Pass *p, Generator *generators, Py_ssize_t bl
     }
 }
 
-static void block_row_sums(const float *draws, const float *shared, const float *own_scale,
-                           const float *floor_, double *sums, Py_ssize_t rows, Py_ssize_t size) {
-    for (Py_ssize_t r = 0; r < rows; r++) {
-        const float *row = draws + r * size;
-        const float scale = own_scale[r], low = floor_[r];
-        double total = 0.0;
-        for (Py_ssize_t s = 0; s < size; s++) {
-            float value = (row[s] + shared[s]) * scale;
-            if (value < low) value = low;
-            total += value;
-        }
-        sums[r] = total;
-    }
-}
-
 /* ---- Python entry points (buffers checked by kernel.py: C-contiguous, dtype, shape) ----- */
 
 static PyObject *reduce_team_chunk(PyObject *self, PyObject *args) {
@@ -245,25 +230,11 @@ static PyObject *standard_normals(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *block_sums(PyObject *self, PyObject *args) {
-    Py_buffer v[5];
-    Py_ssize_t rows, size;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*w*nn", &v[0], &v[1], &v[2], &v[3], &v[4], &rows,
-                          &size))
-        return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    block_row_sums(v[0].buf, v[1].buf, v[2].buf, v[3].buf, v[4].buf, rows, size);
-    Py_END_ALLOW_THREADS
-    for (int i = 0; i < 5; i++) PyBuffer_Release(&v[i]);
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef methods[] = {
     {"reduce_team_chunk", reduce_team_chunk, METH_VARARGS,
      "One team's chunk in one pass, its draws given or drawn."},
     {"standard_normals", standard_normals, METH_VARARGS,
      "Float32 standard normals from one generator's state, which it advances."},
-    {"block_sums", block_sums, METH_VARARGS, "Each row's float64 sum of one floored block."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernel",

@@ -63,26 +63,6 @@ def standard_normals(state: np.ndarray, out: np.ndarray) -> None:
     _kernel.standard_normals(state, out, out.size)
 
 
-def block_sums(
-    draws: np.ndarray,
-    shared: np.ndarray,
-    own_scale: np.ndarray,
-    floor: np.ndarray,
-    sums: np.ndarray,
-) -> None:
-    """Each row's float64 sum of one block's floored draws (``draws``: rows x scenarios)."""
-    rows, size = draws.shape
-    for name, array, dtype, shape in (
-        ("draws", draws, DRAW_DTYPE, (rows, size)),
-        ("shared", shared, DRAW_DTYPE, (size,)),
-        ("own_scale", own_scale, DRAW_DTYPE, (rows,)),
-        ("floor", floor, DRAW_DTYPE, (rows,)),
-        ("sums", sums, np.float64, (rows,)),
-    ):
-        _check(name, array, dtype, shape)
-    _kernel.block_sums(draws, shared, own_scale, floor, sums, rows, size)
-
-
 def reduce_team_chunk(
     source: np.ndarray,
     shared: np.ndarray,

@@ -298,54 +298,38 @@ class _Totals:
         """Draw and reduce one team's chunk in one compiled pass, then the products.
 
         ``generators`` holds the chunk's block states (advanced past the team's draws),
-        ``shared`` the team's common term (blocks x scenarios). The chunk of block 0 draws
-        that block on its own first: its means centre the products.
+        ``shared`` the team's common term (blocks x scenarios). The products are centred on
+        block 0's means: the chunk that holds it is reduced uncentred, then centred once its
+        sums are known (the same float32 subtraction the kernel does).
         """
         rows = self.plan.team_rows[team]
         count, size = shared.shape
         shape = (count, rows.stop - rows.start, size)
         sums, centred = np.empty(shape[:2]), scratch.centred(shape)
-        drawn = 0
-        if team not in self._centred:
-            draws = np.empty(shape[1:], dtype=DRAW_DTYPE)
-            kernel.standard_normals(generators[0], draws)
-            first = np.empty(shape[1])
-            kernel.block_sums(draws, shared[0], *self._constants(rows)[:2], first)
-            self.center[rows] = first / size
-            self._centred.add(team)
-            self._reduce(rows, draws[None], shared[:1], sums[:1], centred[:1])
-            drawn = 1
-        if drawn < count:
-            self._reduce(rows, generators[drawn:], shared[drawn:], sums[drawn:], centred[drawn:])
-        _add_in_order(self.total[rows], sums)
-        _add_in_order(self.products[team], centred @ centred.transpose(0, 2, 1))
-
-    def _constants(self, rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The rows' own_scale, floor, threshold and shift, as the kernel takes them."""
+        first_chunk = team not in self._centred
         own_scale, floor, threshold, shift = (
             self._columns[name][rows] for name in _KERNEL_CONSTANTS
         )
-        return own_scale, floor, threshold, shift
-
-    def _reduce(
-        self,
-        rows: slice,
-        source: np.ndarray,
-        shared: np.ndarray,
-        sums: np.ndarray,
-        centred: np.ndarray,
-    ) -> None:
         kernel.reduce_team_chunk(
-            source,
+            generators,
             shared,
-            *self._constants(rows),
-            self.center[rows],
+            own_scale,
+            floor,
+            threshold,
+            shift,
+            self.center[rows],  # zeros until block 0 is reduced
             sums,
             self.maximum[rows],
             self.hits[rows],
             self.histogram[rows],
             centred,
         )
+        if first_chunk:
+            self.center[rows] = sums[0] / size
+            centred -= self.center[rows][:, None]
+            self._centred.add(team)
+        _add_in_order(self.total[rows], sums)
+        _add_in_order(self.products[team], centred @ centred.transpose(0, 2, 1))
 
 
 def _percentiles(totals: _Totals, maximum: np.ndarray, n: int) -> np.ndarray:
